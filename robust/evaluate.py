@@ -1,0 +1,216 @@
+"""evaluate(): a clean pass, then the attacks as a cascade over the points still robust.
+
+The cascade follows AutoAttack's robust-only loop: each attack sees only the points that
+every earlier attack failed on, and the robust accuracy is the per-sample worst case.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from robust.attack import Attack, AttackResult
+from robust.errors import RobustError
+from robust.model import Classifier, resolve_device
+from robust.registry import create_attack
+from robust.result import AttackSummary, Evaluation
+
+log = logging.getLogger(__name__)
+Data = tuple[torch.Tensor, torch.Tensor] | Dataset[Any] | DataLoader[Any]
+
+
+def evaluate(
+    model: nn.Module | str,
+    data: Data | str,
+    attacks: Sequence[str | Attack] | str | Attack,
+    *,
+    eps: float,
+    norm: str = "linf",
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+    cascade: bool = True,
+    progress: bool = False,
+    command: str | None = None,
+) -> Evaluation:
+    """Measure clean and robust accuracy of ``model`` on ``data`` under ``attacks``.
+
+    Args:
+        model: a :class:`~robust.Classifier`, a plain ``nn.Module`` (bounds (0, 1)) or a
+            zoo name / model spec understood by :func:`robust.load_model`.
+        data: an ``(x, y)`` pair of tensors, a torch ``Dataset``, a ``DataLoader`` or a
+            dataset name understood by :func:`robust.load_dataset`.
+        attacks: attack names or configured attack objects, run in this order.
+        eps: perturbation budget in input space, in ``norm``.
+        norm: "linf" or "l2"; attacks created here by name use it.
+        batch_size: samples per attack call.
+        device: "auto"/None, "cpu" or "cuda"; moves a plain module (a Classifier keeps its own).
+        seed: seeds every attack's randomness.
+        cascade: attack only the points still robust (default); False runs every attack on
+            every correctly classified point, for per-attack numbers.
+        progress: show progress bars.
+        command: the command line to record in the result.
+
+    Returns:
+        An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
+    """
+    clf = _classifier(model, device)
+    x, y, dataset_name = collect(data)
+    _check_settings(eps, norm, batch_size, x)
+    runs = [_resolve_attack(a, norm) for a in ([attacks] if isinstance(attacks, (str, Attack)) else attacks)]
+    clf.check_inputs(x)
+    clean_pred = clf.predict(x, batch_size).cpu()
+    if int(y.min()) < 0 or int(y.max()) >= int(clf.num_classes or 0):
+        raise RobustError(f"labels lie in [{int(y.min())}, {int(y.max())}], but the model has {clf.num_classes} classes")
+    correct = clean_pred == y
+    broken_by: list[str | None] = [None] * len(y)
+    dist = {"l2": torch.full((len(y),), float("nan")), "linf": torch.full((len(y),), float("nan"))}
+    robust = correct.clone()
+    summaries = []
+    for i, attack in enumerate(runs):
+        pool = robust if cascade else correct
+        summary, newly, res_l2, res_linf = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
+        for j in newly.nonzero().flatten().tolist():
+            if broken_by[j] is None:
+                broken_by[j] = attack.name
+                dist["l2"][j], dist["linf"][j] = res_l2[j], res_linf[j]
+        robust &= ~newly
+        summary.robust_accuracy = float((correct & ~newly).float().mean()) if not cascade else float(robust.float().mean())
+        summaries.append(summary)
+    return Evaluation(
+        model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
+        clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
+        attacks=summaries, samples=_samples(y, clean_pred, broken_by, dist), cascade=cascade,
+        environment=environment(clf.device, command),
+    )
+
+
+def _run_attack(
+    clf: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, pool: torch.Tensor, eps: float, norm: str,
+    batch_size: int, seed: int, progress: bool,
+) -> tuple[AttackSummary, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run one attack on the points in ``pool``; return its summary and which points it broke."""
+    idx = pool.nonzero().flatten()
+    broken = torch.zeros(len(y), dtype=torch.bool)
+    l2, linf = torch.full((len(y),), float("nan")), torch.full((len(y),), float("nan"))
+    seconds, fwd, bwd = 0.0, 0, 0
+    batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
+        res: AttackResult = attack(clf, x[part], y[part], eps=eps, seed=seed + b)
+        within = res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7
+        broken[part] = res.success.cpu() & within
+        l2[part], linf[part] = res.l2.cpu(), res.linf.cpu()
+        seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
+    hits = broken.nonzero().flatten()
+    summary = AttackSummary(
+        name=attack.name, framework="robust", params=_jsonable(attack.params), robust_accuracy=float("nan"),
+        success_rate=float(broken.sum()) / max(len(idx), 1), median_l2=_median(l2[hits]), median_linf=_median(linf[hits]),
+        seconds=seconds, forward_passes=fwd, backward_passes=bwd, attacked=len(idx), broken=int(broken.sum()),
+    )
+    log.info("%s broke %d of %d points in %.2f s", attack.name, summary.broken, len(idx), seconds)
+    return summary, broken, l2, linf
+
+
+def collect(data: Data | str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Gather ``data`` into CPU tensors ``x`` (N, ...) float and ``y`` (N,) long, plus a name."""
+    if isinstance(data, str):
+        from robust.data import load_dataset
+
+        ds = load_dataset(data)
+        return ds.x, ds.y, ds.name
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        x, y, name = data[0], data[1], "tensors"
+    else:
+        loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=1024)
+        xs, ys = zip(*[(b[0], b[1]) for b in loader]) if len(loader) else ((), ())
+        if not xs:
+            raise RobustError("the dataset is empty")
+        x, y = torch.cat(xs), torch.cat([torch.as_tensor(t) for t in ys])
+        name = getattr(getattr(loader, "dataset", None), "name", type(getattr(loader, "dataset", data)).__name__)
+    return _check_xy(x, y) + (str(name),)
+
+
+def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(x) == 0:
+        raise RobustError("the dataset is empty")
+    if len(x) != len(y):
+        raise RobustError(f"{len(x)} inputs but {len(y)} labels")
+    if not x.dtype.is_floating_point:
+        raise RobustError(f"inputs must be floating point, got {x.dtype}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
+        raise RobustError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
+    return x.detach().cpu(), y.detach().cpu().long()
+
+
+def _check_settings(eps: float, norm: str, batch_size: int, x: torch.Tensor) -> None:
+    if not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+        raise RobustError(f"eps must be a finite number >= 0, got {eps!r}")
+    if norm not in ("linf", "l2"):
+        raise RobustError(f"norm must be linf or l2, got {norm!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise RobustError(f"batch size must be a positive integer, got {batch_size!r}")
+
+
+def _resolve_attack(attack: str | Attack, norm: str) -> Attack:
+    """An attack object for this evaluation's norm; a name is created with ``norm``."""
+    if isinstance(attack, str):
+        attack = create_attack(attack)
+    if not isinstance(attack, Attack):
+        raise RobustError(f"attacks must be names or Attack objects, got {type(attack).__name__}")
+    given = attack._given.get("norm")
+    if given is not None and given != norm:
+        raise RobustError(f"attack {attack.name!r} is configured for norm {given!r} but the evaluation uses {norm!r}")
+    return attack.with_params(norm=norm) if "norm" in attack.defaults else attack
+
+
+def _classifier(model: nn.Module | str, device: str | torch.device | None) -> Classifier:
+    if isinstance(model, str):
+        from robust.loaders import load_model
+
+        return load_model(model, device=device)
+    if isinstance(model, Classifier):
+        return model
+    if isinstance(model, nn.Module):
+        return Classifier(model, device=resolve_device(device))
+    raise RobustError(f"model must be a torch.nn.Module or a model name, got {type(model).__name__}")
+
+
+def _samples(y: torch.Tensor, pred: torch.Tensor, broken_by: list[str | None], dist: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "label": int(y[i]), "clean_prediction": int(pred[i]), "broken_by": broken_by[i],
+         "l2": _num(dist["l2"][i]), "linf": _num(dist["linf"][i])}
+        for i in range(len(y))
+    ]
+
+
+def _num(value: torch.Tensor) -> float | None:
+    v = float(value)
+    return None if v != v else round(v, 6)
+
+
+def _median(values: torch.Tensor) -> float | None:
+    return float(values.median()) if len(values) else None
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in params.items()}
+
+
+def environment(device: torch.device, command: str | None) -> dict[str, Any]:
+    """Versions, device and command line, recorded with every result."""
+    from robust import __version__
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "robust": __version__,
+        "device": str(device), "device_name": name, "platform": platform.platform(),
+        "command": command if command is not None else " ".join(sys.argv),
+    }

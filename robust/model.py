@@ -1,0 +1,155 @@
+"""Classifier: the one wrapper every attack, defense and evaluation talks to."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robust.errors import RobustError
+
+
+@dataclass
+class PassCounter:
+    """Batched forward and backward passes through the wrapped module."""
+
+    forward: int = 0
+    backward: int = 0
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None``/``"auto"`` picks CUDA when available, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise RobustError(f"unknown device {device!r}: use auto, cpu or cuda") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RobustError("device 'cuda' was asked for, but no CUDA device is available")
+    return resolved
+
+
+def _stats(values: float | Sequence[float] | torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    if values is None:
+        return None
+    return torch.as_tensor(values, dtype=torch.float32, device=device).reshape(1, -1, 1, 1)
+
+
+class Classifier(nn.Module):
+    """Wrap any ``nn.Module`` that maps images to logits.
+
+    Normalization happens inside, so ``eps`` and ``bounds`` are in input space.
+
+    Args:
+        module: maps a batch (N, C, H, W) to logits (N, K).
+        bounds: smallest and largest valid input value.
+        mean: per-channel mean subtracted before the module (optional).
+        std: per-channel standard deviation divided by before the module (optional).
+        device: ``"auto"``/``None`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+
+    Example:
+        >>> model = robust.Classifier(net, bounds=(0, 1), mean=[0.1307], std=[0.3081])
+        >>> logits = model(x)
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        *,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        mean: float | Sequence[float] | torch.Tensor | None = None,
+        std: float | Sequence[float] | torch.Tensor | None = None,
+        device: str | torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(module, nn.Module):
+            raise RobustError(f"Classifier wraps a torch.nn.Module, got {type(module).__name__}")
+        lo, hi = float(bounds[0]), float(bounds[1])
+        if not lo < hi:
+            raise RobustError(f"bounds must be (low, high) with low < high, got {bounds}")
+        self.device = resolve_device(device)
+        self.module = module.to(self.device)
+        self.bounds = (lo, hi)
+        self.mean = _stats(mean, self.device)
+        self.std = _stats(std, self.device)
+        self.counter = PassCounter()
+        self.name = type(module).__name__
+        self.num_classes: int | None = None
+        self._checked_outputs = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits for ``x``; builds an autograd graph only when ``x`` requires one."""
+        with torch.set_grad_enabled(x.requires_grad and torch.is_grad_enabled()):
+            z = x
+            if self.mean is not None:
+                z = z - self.mean
+            if self.std is not None:
+                z = z / self.std
+            logits = self.module(z)
+        self.counter.forward += 1
+        if logits.requires_grad:
+            logits.register_hook(self._count_backward)
+        if not self._checked_outputs:
+            self._check_outputs(logits)
+        return logits
+
+    def _count_backward(self, grad: torch.Tensor) -> None:
+        self.counter.backward += 1
+
+    def _check_outputs(self, logits: torch.Tensor) -> None:
+        self._checked_outputs = True
+        if logits.ndim != 2:
+            raise RobustError(f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}")
+        detached = logits.detach()
+        sums = detached.sum(dim=1)
+        if bool((detached >= 0).all()) and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3)):
+            warnings.warn(
+                "the model's outputs sum to 1 per row: it looks like it returns probabilities; "
+                "attacks need logits (remove the final softmax)",
+                stacklevel=3,
+            )
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[Classifier]:
+        """Run the module in eval mode inside the block and restore its modes afterwards."""
+        modes = [(m, m.training) for m in self.module.modules()]
+        self.module.eval()
+        try:
+            yield self
+        finally:
+            for m, training in modes:
+                m.training = training
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+        """Predicted labels for ``x`` in batches, on the model's device."""
+        with self.evaluating():
+            out = [self(x[i:i + batch_size].to(self.device)).argmax(1) for i in range(0, len(x), batch_size)]
+        return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=self.device)
+
+    def check_inputs(self, x: torch.Tensor) -> None:
+        """Raise :class:`RobustError` for non-finite inputs or values outside ``bounds``."""
+        if not x.dtype.is_floating_point:
+            raise RobustError(f"inputs must be floating point in {self.bounds}, got {x.dtype}")
+        if x.ndim < 2 or x.shape[0] == 0:
+            raise RobustError(f"inputs must be a non-empty batch, got shape {tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise RobustError("inputs contain NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < self.bounds[0] - 1e-6 or hi > self.bounds[1] + 1e-6:
+            raise RobustError(
+                f"inputs lie in [{lo:.4g}, {hi:.4g}], outside the model's bounds {self.bounds}; "
+                "pass unnormalized inputs and give mean/std to the Classifier"
+            )
+
+
+def as_classifier(model: nn.Module, device: str | torch.device | None = None) -> Classifier:
+    """Return ``model`` if it is a Classifier, else wrap it with default bounds (0, 1)."""
+    if isinstance(model, Classifier):
+        return model
+    return Classifier(model, device=device)

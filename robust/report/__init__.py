@@ -1,0 +1,32 @@
+"""HTML report: a pure function of the result JSON, rendered by an autoescaped jinja2 template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jinja2
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("robust", "report/templates"),
+    autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.2%}"
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None or value != value else f"{value:.{digits}f}"
+
+
+_ENV.filters["pct"] = _pct
+_ENV.filters["num"] = _num
+
+
+def render(result: dict[str, Any]) -> str:
+    """Render the self-contained HTML report (inline CSS, no scripts, no network) of a result dict."""
+    return _ENV.get_template("report.html.j2").render(r=result)

@@ -1,0 +1,115 @@
+"""The evaluation result. Its JSON (schema 1) is the source of truth; the report reads it.
+
+This module imports no torch, so results can be read and re-rendered anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+
+
+@dataclass
+class AttackSummary:
+    """One attack's outcome inside an evaluation.
+
+    ``robust_accuracy`` is the accuracy left after this attack: in a cascade, after it and
+    every attack before it; without a cascade, after it alone. ``success_rate`` is the share
+    of the points it attacked that it broke within eps. Medians are over those successes.
+    """
+
+    name: str
+    framework: str
+    params: dict[str, Any]
+    robust_accuracy: float
+    success_rate: float
+    median_l2: float | None
+    median_linf: float | None
+    seconds: float
+    forward_passes: int
+    backward_passes: int
+    attacked: int = 0
+    broken: int = 0
+
+
+@dataclass
+class Evaluation:
+    """Clean and robust accuracy of one model on one dataset under a list of attacks."""
+
+    model: str
+    dataset: str
+    n: int
+    eps: float
+    norm: str
+    seed: int
+    clean_accuracy: float
+    robust_accuracy: float
+    attacks: list[AttackSummary]
+    samples: list[dict[str, Any]]
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    cascade: bool = True
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result as JSON, atomically (temporary file, then rename)."""
+        return write_atomic(Path(path), json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
+
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Render the self-contained HTML report of this result."""
+        from robust.report import render
+
+        return write_atomic(Path(path), render(self.to_dict()))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"unsupported result schema {data.get('schema')!r}; this version reads schema {SCHEMA}")
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["attacks"] = [AttackSummary(**a) for a in data["attacks"]]
+        return cls(**fields)
+
+    def table(self) -> str:
+        """A plain-text table of the result, for terminals."""
+        rows = [("clean", "", f"{self.clean_accuracy:.2%}", "", "", "")]
+        rows += [(a.name, a.framework, f"{a.robust_accuracy:.2%}", f"{a.success_rate:.2%}",
+                  _fmt(a.median_l2 if self.norm == "l2" else a.median_linf), f"{a.seconds:.2f}") for a in self.attacks]
+        rows.append(("worst case", "", f"{self.robust_accuracy:.2%}", "", "", f"{sum(a.seconds for a in self.attacks):.2f}"))
+        head = ("attack", "framework", "accuracy", "success", f"median {self.norm}", "seconds")
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def load_result(path: str | os.PathLike[str]) -> Evaluation:
+    """Read a ``result.json`` written by :meth:`Evaluation.to_json`."""
+    with open(path, encoding="utf-8") as f:
+        return Evaluation.from_dict(json.load(f))
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

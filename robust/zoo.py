@@ -1,0 +1,49 @@
+"""The model zoo: small MNIST classifiers with weights shipped inside the package.
+
+Weights are reproduced by ``scripts/train_zoo.py``; ``weights/zoo.json`` records the
+clean accuracy each reached on the 10,000 MNIST test images.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+
+import torch
+from torch import nn
+
+from robust.nets import SmallCNN, SmallResNet
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One zoo model: how to build it, what it expects, what it is."""
+
+    build: Callable[[], nn.Module]
+    description: str
+    dataset: str = "mnist"
+    bounds: tuple[float, float] = (0.0, 1.0)
+    default_eps: float = 0.3
+
+
+ZOO: dict[str, ZooEntry] = {
+    "cnn": ZooEntry(SmallCNN, "small CNN: 2 conv + 2 dense layers, 421k parameters"),
+    "resnet": ZooEntry(SmallResNet, "ResNet for 28x28: stem + 3 basic blocks (16/32/64), 78k parameters"),
+}
+
+
+def zoo_cards() -> dict[str, dict[str, float]]:
+    """Per-model facts recorded at training time (clean accuracy on the MNIST test set)."""
+    text = resources.files("robust").joinpath("weights", "zoo.json").read_text()
+    cards: dict[str, dict[str, float]] = json.loads(text)
+    return cards
+
+
+def load_zoo_module(name: str) -> nn.Module:
+    """Build a zoo architecture and load its shipped weights (``weights_only=True``)."""
+    net = ZOO[name].build()
+    with resources.as_file(resources.files("robust").joinpath("weights", f"{name}.pt")) as path:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return net.eval()
