@@ -141,10 +141,13 @@ class Attack(abc.ABC):
         generator = torch.Generator(device=model.device).manual_seed(int(seed))
         with model.evaluating():
             start = _now(model.device)
-            x_adv = self.run(model, x.clone(), y, eps=eps, targeted=targeted, generator=generator)
+            out = self.run(model, x.clone(), y, eps=eps, targeted=targeted, generator=generator)
             seconds = _now(model.device) - start
             passes = (counter.forward - before[0], counter.backward - before[1])
-            return self._finish(model, x, y, x_adv, eps, targeted, passes, seconds)
+            x_adv, queries = out if isinstance(out, tuple) else (out, None)
+            result = self._finish(model, x, y, x_adv, eps, targeted, passes, seconds)
+            result.queries = queries
+            return result
 
     def _finish(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, eps: float | None,
@@ -159,11 +162,7 @@ class Attack(abc.ABC):
         x_adv = clip(x_adv, model.bounds)
         success = judge(model, x_adv, y, targeted)
         l2, linf = flat_norms(x_adv - x)
-        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds, self.queries())
-
-    def queries(self) -> torch.Tensor | None:
-        """Per-sample model queries of the last run, for attacks that budget them."""
-        return None
+        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds)
 
     def _check_call(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float | None
@@ -213,8 +212,21 @@ class Attack(abc.ABC):
     def run(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
         generator: torch.Generator,
-    ) -> torch.Tensor:
-        """Compute adversarial inputs for the batch; the harness checks and finishes them."""
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Compute adversarial inputs for the batch; the harness checks and finishes them.
+
+        Args:
+            model: the classifier, already in eval mode; call it as ``model(x)`` for logits.
+            x: a private copy of the clean inputs, on ``model.device``.
+            y: labels (or targets), long, on ``model.device``.
+            eps: the budget, or None for minimization attacks run without one.
+            targeted: whether ``y`` holds targets.
+            generator: the only source of randomness to use (seeded by the caller).
+
+        Returns:
+            ``x_adv``, or ``(x_adv, queries)`` with per-sample model queries (N,) for
+            attacks that budget them.
+        """
 
 
 @torch.no_grad()

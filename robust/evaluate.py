@@ -104,7 +104,7 @@ def _run_attack(
     seconds, fwd, bwd = 0.0, 0, 0
     batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
-        res: AttackResult = attack(clf, x[part], y[part], eps=eps, seed=seed + b)
+        res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
         within = res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7
         broken[part] = res.success.cpu() & within
         l2[part], linf[part] = res.l2.cpu(), res.linf.cpu()

@@ -105,6 +105,7 @@ class Classifier(nn.Module):
         self._checked_outputs = True
         if logits.ndim != 2:
             raise RobustError(f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}")
+        self.num_classes = int(logits.shape[1])
         detached = logits.detach()
         sums = detached.sum(dim=1)
         if bool((detached >= 0).all()) and bool(torch.allclose(sums, torch.ones_like(sums), atol=1e-3)):

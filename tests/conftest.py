@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny seeded models, MNIST slices, and the linear oracle."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import robust
+from robust.data import ArrayDataset, load_dataset
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="device for the tests: cpu or cuda")
+
+
+@pytest.fixture(scope="session")
+def device(request: pytest.FixtureRequest) -> str:
+    name = str(request.config.getoption("--device"))
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    return name
+
+
+@pytest.fixture(scope="session")
+def digits() -> ArrayDataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def digits_model(device: str) -> robust.Classifier:
+    """A small MLP trained on the 8x8 digits in about a second (seeded)."""
+    torch.manual_seed(0)
+    train = load_dataset("digits", split="train")
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(150):
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(train.x), train.y).backward()
+        opt.step()
+    return robust.Classifier(net.eval(), device=device)
+
+
+@pytest.fixture(scope="session")
+def mnist500() -> ArrayDataset:
+    return load_dataset("mnist", n=500)
+
+
+@pytest.fixture(scope="session")
+def zoo_resnet(device: str) -> robust.Classifier:
+    return robust.load_model("resnet", device=device)
+
+
+@pytest.fixture(scope="session")
+def zoo_cnn(device: str) -> robust.Classifier:
+    return robust.load_model("cnn", device=device)
+
+
+class LinearOracle:
+    """A multiclass linear model f(x) = W x + b on 784 inputs whose minimal distances are known.
+
+    Inputs sit in [0.4, 0.6] and the minimal perturbations are far smaller than 0.4, so the
+    box [0, 1] never binds and the closed forms below are the true minima.
+    """
+
+    def __init__(self, n: int = 64, classes: int = 10, dim: int = 784, seed: int = 0, device: str = "cpu") -> None:
+        g = torch.Generator().manual_seed(seed)
+        weight = torch.randn(classes, dim, generator=g) / dim ** 0.5
+        self.weight = weight - weight.mean(dim=1, keepdim=True)
+        self.bias = torch.randn(classes, generator=g) * 0.01
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(dim, classes))
+        with torch.no_grad():
+            self.net[1].weight.copy_(self.weight)
+            self.net[1].bias.copy_(self.bias)
+        self.model = robust.Classifier(self.net, device=device)
+        self.x = (0.4 + 0.2 * torch.rand(n, 1, 28, 28, generator=g))
+        self.y = (self.x.flatten(1) @ self.weight.T + self.bias).argmax(1)
+
+    def min_distance(self, norm: str = "l2") -> torch.Tensor:
+        """Per-sample minimal L2 (or Linf) distance to the decision boundary."""
+        logits = self.x.flatten(1) @ self.weight.T + self.bias
+        gap = logits.gather(1, self.y[:, None]) - logits                        # (n, K), >= 0
+        diff = self.weight[self.y][:, None, :] - self.weight[None, :, :]        # (n, K, d)
+        dual = diff.norm(p=2 if norm == "l2" else 1, dim=2)
+        ratio = gap / dual
+        ratio[torch.arange(len(self.y)), self.y] = float("inf")
+        return ratio.min(dim=1).values
+
+
+@pytest.fixture(scope="session")
+def linear_oracle(device: str) -> LinearOracle:
+    return LinearOracle(device=device)
