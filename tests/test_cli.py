@@ -1,0 +1,127 @@
+"""The command line: the demo path, listings, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from robust.cli import main
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_evaluate_writes_json_and_html(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, output = run("evaluate", "--model", "cnn", "--attack", "fgsm", "--attack", "pgd:steps=10,restarts=1",
+                       "--n", "100", "--eps", "0.3", "--out", str(out))
+    assert code == 0, output
+    assert "worst case" in output and "clean" in output
+    data = json.loads((out / "result.json").read_text())
+    assert [a["name"] for a in data["attacks"]] == ["fgsm", "pgd"]
+    assert data["attacks"][1]["params"]["steps"] == 10
+    assert data["n"] == 100 and data["eps"] == 0.3 and data["dataset"] == "mnist"
+    assert data["robust_accuracy"] <= 0.05
+    html = (out / "report.html").read_text()
+    assert "<table" in html and "fgsm" in html
+
+
+def test_fraction_eps_and_l2(tmp_path: Path) -> None:
+    code, output = run("evaluate", "--model", "cnn", "--n", "20", "--eps", "8/255", "--out", str(tmp_path / "a"))
+    assert code == 0, output
+    assert json.loads((tmp_path / "a" / "result.json").read_text())["eps"] == pytest.approx(8 / 255)
+    code, output = run("evaluate", "--model", "cnn", "--n", "20", "--norm", "l2", "--out", str(tmp_path / "b"))
+    assert code == 0, output
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["eps"] == 2.0
+
+
+def test_existing_result_needs_force(tmp_path: Path) -> None:
+    args = ("evaluate", "--model", "cnn", "--attack", "fgsm", "--n", "10", "--out", str(tmp_path))
+    assert run(*args)[0] == 0
+    code, output = run(*args)
+    assert code == 2 and "--force" in output
+    assert run(*args, "--force")[0] == 0
+
+
+def test_list() -> None:
+    code, output = run("list", "attacks")
+    assert code == 0 and "pgd" in output and "fgsm" in output
+    code, output = run("list", "models")
+    assert code == 0 and "resnet" in output and "clean accuracy" in output
+    code, output = run("list", "datasets")
+    assert code == 0 and "mnist" in output and "CC BY-SA" in output
+
+
+def test_report_rerenders(tmp_path: Path) -> None:
+    assert run("evaluate", "--model", "cnn", "--attack", "fgsm", "--n", "10", "--out", str(tmp_path))[0] == 0
+    (tmp_path / "report.html").unlink()
+    code, output = run("report", str(tmp_path / "result.json"), "-o", str(tmp_path / "again.html"))
+    assert code == 0 and (tmp_path / "again.html").read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> dict[str, str]:
+    x = np.random.default_rng(0).random((4, 1, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "labels.npz", x=x, y=np.array([0, 1, 2, 12]))
+    np.savez(tmp_path / "range.npz", x=x * 255, y=np.array([0, 1, 2, 3]))
+    nan = x.copy()
+    nan[0, 0, 0, 0] = np.nan
+    np.savez(tmp_path / "nan.npz", x=nan, y=np.array([0, 1, 2, 3]))
+    return {k: str(tmp_path / f"{k}.npz") for k in ("labels", "range", "nan")} | {"dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--attack", "pgx"], "unknown attack 'pgx' (did you mean 'pgd'"),
+    (["--model", "resnte"], "did you mean 'resnet'"),
+    (["--dataset", "minst"], "did you mean 'mnist'"),
+    (["--eps", "-0.1"], "--eps must be"),
+    (["--eps", "abc"], "--eps must be a number"),
+    (["--attack", "pgd:stepz=3"], "unknown parameter 'stepz' for attack 'pgd' (did you mean 'steps'"),
+    (["--attack", "pgd:steps"], "key=value"),
+    (["--attack", "pgd:steps=0"], "steps must be"),
+    (["--n", "0"], "--n must be"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--weights", "/no/such/weights.pt", "--model", "resnet18"], "not found"),
+    (["--dataset", "/no/such/data.npz"], "not found"),
+    (["--model", "resnet18"], "needs --weights"),
+    (["--model", "no_such_module:net"], "cannot import"),
+    (["--norm", "l3"], "l3"),
+    (["--device", "tpu"], "unknown device"),
+])
+def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
+    code, output = run("evaluate", "--n", "8", "--out", str(tmp_path / "o"), *args)
+    assert code == 2, output
+    assert message in output
+    assert "Traceback" not in output
+    assert len(output.strip().splitlines()) == 1, output
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("labels", "labels lie in [0, 12]"),
+    ("range", "outside the model's bounds"),
+    ("nan", "NaN"),
+])
+def test_bad_data_is_one_line_exit_2(kind: str, message: str, bad_files: dict[str, str]) -> None:
+    code, output = run("evaluate", "--model", "cnn", "--dataset", bad_files[kind], "--out", bad_files["dir"] + "/o")
+    assert code == 2, output
+    assert message in output and len(output.strip().splitlines()) == 1
+
+
+def test_unknown_command_and_option_are_one_line() -> None:
+    for args in (["evaluat"], ["evaluate", "--modle", "cnn"]):
+        code, output = run(*args)
+        assert code == 2 and len(output.strip().splitlines()) == 1, output
+
+
+def test_help_does_not_import_torch() -> None:
+    code = "import sys; from robust.cli import main; sys.argv = ['robust', '--help']\ntry:\n main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")

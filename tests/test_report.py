@@ -1,0 +1,46 @@
+"""The HTML report: self-contained, autoescaped, a pure function of the JSON."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import robust
+from robust.report import render
+
+
+def small_result(model: robust.Classifier, data: Any) -> robust.Evaluation:
+    return robust.evaluate(model, (data.x[:40], data.y[:40]), ["fgsm", "pgd"], eps=0.1, command="robust evaluate <x>")
+
+
+def test_report_is_self_contained(tmp_path: Path, digits_model: robust.Classifier, digits: Any) -> None:
+    html = small_result(digits_model, digits).to_html(tmp_path / "r.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the report must not load anything from the network"
+    assert "<script" not in html
+    for section in ("summary", "attacks", "environment"):
+        assert f'id="{section}"' in html
+
+
+def test_report_shows_the_numbers(digits_model: robust.Classifier, digits: Any) -> None:
+    result = small_result(digits_model, digits)
+    html = render(result.to_dict())
+    assert f"{result.clean_accuracy:.2%}" in html and f"{result.robust_accuracy:.2%}" in html
+    for attack in result.attacks:
+        assert f"{attack.robust_accuracy:.2%}" in html
+
+
+def test_hostile_names_are_escaped(digits_model: robust.Classifier, digits: Any) -> None:
+    data = small_result(digits_model, digits).to_dict()
+    data["model"] = "<script>alert(1)</script>"
+    html = render(data)
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "robust evaluate &lt;x&gt;" in html
+
+
+def test_report_from_json_alone(tmp_path: Path, digits_model: robust.Classifier, digits: Any) -> None:
+    result = small_result(digits_model, digits)
+    path = result.to_json(tmp_path / "result.json")
+    assert robust.load_result(path).to_html(tmp_path / "a.html").read_text() == render(result.to_dict())
