@@ -10,6 +10,7 @@ import logging
 import platform
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -71,52 +72,82 @@ def evaluate(
     if int(y.min()) < 0 or int(y.max()) >= int(clf.num_classes or 0):
         raise RobustError(f"labels lie in [{int(y.min())}, {int(y.max())}], but the model has {clf.num_classes} classes")
     correct = clean_pred == y
-    broken_by: list[str | None] = [None] * len(y)
-    dist = {"l2": torch.full((len(y),), float("nan")), "linf": torch.full((len(y),), float("nan"))}
     robust = correct.clone()
+    broken_by: list[str | None] = [None] * len(y)
+    found = Distances.empty(len(y))
     summaries = []
     for i, attack in enumerate(runs):
         pool = robust if cascade else correct
-        summary, newly, res_l2, res_linf = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
-        for j in newly.nonzero().flatten().tolist():
-            if broken_by[j] is None:
-                broken_by[j] = attack.name
-                dist["l2"][j], dist["linf"][j] = res_l2[j], res_linf[j]
+        summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
+        newly = outcome.within(eps, norm)
+        for j in (newly & robust).nonzero().flatten().tolist():
+            broken_by[j] = attack.name
+        found.keep_smaller(outcome)
         robust &= ~newly
-        summary.robust_accuracy = float((correct & ~newly).float().mean()) if not cascade else float(robust.float().mean())
+        summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
         summaries.append(summary)
     return Evaluation(
         model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
         clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
-        attacks=summaries, samples=_samples(y, clean_pred, broken_by, dist), cascade=cascade,
+        attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
         environment=environment(clf.device, command),
     )
+
+
+@dataclass
+class Distances:
+    """Per-point perturbation norms of successful adversarial examples (NaN where none)."""
+
+    l2: torch.Tensor
+    linf: torch.Tensor
+
+    @classmethod
+    def empty(cls, n: int) -> Distances:
+        return cls(torch.full((n,), float("nan")), torch.full((n,), float("nan")))
+
+    def of(self, norm: str) -> torch.Tensor:
+        return self.l2 if norm == "l2" else self.linf
+
+    def within(self, eps: float, norm: str) -> torch.Tensor:
+        """Points with an adversarial example inside the eps ball (NaN compares False)."""
+        return self.of(norm) <= eps * (1 + 1e-5) + 1e-7
+
+    def keep_smaller(self, other: Distances) -> None:
+        """Keep, per point, the smaller of the two perturbations (by L2, then Linf)."""
+        better = torch.isnan(self.l2) | (other.l2 < self.l2)
+        self.l2 = torch.where(better & ~torch.isnan(other.l2), other.l2, self.l2)
+        better = torch.isnan(self.linf) | (other.linf < self.linf)
+        self.linf = torch.where(better & ~torch.isnan(other.linf), other.linf, self.linf)
 
 
 def _run_attack(
     clf: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, pool: torch.Tensor, eps: float, norm: str,
     batch_size: int, seed: int, progress: bool,
-) -> tuple[AttackSummary, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run one attack on the points in ``pool``; return its summary and which points it broke."""
+) -> tuple[AttackSummary, Distances]:
+    """Run one attack on the points in ``pool``; return its summary and the perturbations it found.
+
+    Minimization attacks run without eps, so the distance they found is kept even beyond eps.
+    """
     idx = pool.nonzero().flatten()
-    broken = torch.zeros(len(y), dtype=torch.bool)
-    l2, linf = torch.full((len(y),), float("nan")), torch.full((len(y),), float("nan"))
+    outcome = Distances.empty(len(y))
     seconds, fwd, bwd = 0.0, 0, 0
     batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
         res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
-        within = res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7
-        broken[part] = res.success.cpu() & within
-        l2[part], linf[part] = res.l2.cpu(), res.linf.cpu()
+        hit = res.success.cpu()
+        outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
+        outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
         seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
-    hits = broken.nonzero().flatten()
+    broken = int(outcome.within(eps, norm).sum())
+    hits = ~torch.isnan(outcome.l2)
     summary = AttackSummary(
         name=attack.name, framework="robust", params=_jsonable(attack.params), robust_accuracy=float("nan"),
-        success_rate=float(broken.sum()) / max(len(idx), 1), median_l2=_median(l2[hits]), median_linf=_median(linf[hits]),
-        seconds=seconds, forward_passes=fwd, backward_passes=bwd, attacked=len(idx), broken=int(broken.sum()),
+        success_rate=broken / max(len(idx), 1), median_l2=_median(outcome.l2[hits]),
+        median_linf=_median(outcome.linf[hits]), seconds=seconds, forward_passes=fwd, backward_passes=bwd,
+        attacked=len(idx), broken=broken,
     )
-    log.info("%s broke %d of %d points in %.2f s", attack.name, summary.broken, len(idx), seconds)
-    return summary, broken, l2, linf
+    log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
+    return summary, outcome
 
 
 def collect(data: Data | str) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -183,10 +214,12 @@ def _classifier(model: nn.Module | str, device: str | torch.device | None) -> Cl
     raise RobustError(f"model must be a torch.nn.Module or a model name, got {type(model).__name__}")
 
 
-def _samples(y: torch.Tensor, pred: torch.Tensor, broken_by: list[str | None], dist: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+def _samples(y: torch.Tensor, pred: torch.Tensor, broken_by: list[str | None], found: Distances) -> list[dict[str, Any]]:
+    """Per-sample outcomes; ``l2``/``linf`` are the smallest adversarial perturbations any attack
+    found (beyond eps too, for minimization attacks), so robust accuracy at a smaller eps follows."""
     return [
         {"index": i, "label": int(y[i]), "clean_prediction": int(pred[i]), "broken_by": broken_by[i],
-         "l2": _num(dist["l2"][i]), "linf": _num(dist["linf"][i])}
+         "l2": _num(found.l2[i]), "linf": _num(found.linf[i])}
         for i in range(len(y))
     ]
 
