@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench lint clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/bench_pgd.py
+
+lint: install
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m mypy robust
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -152,21 +152,24 @@ def _run_attack(
 
 def collect(data: Data | str) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Gather ``data`` into CPU tensors ``x`` (N, ...) float and ``y`` (N,) long, plus a name."""
-    if isinstance(data, str):
-        from robust.data import load_dataset
+    from robust.data import ArrayDataset, load_dataset
 
-        ds = load_dataset(data)
-        return ds.x, ds.y, ds.name
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
-        x, y, name = data[0], data[1], "tensors"
-    else:
-        loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=1024)
-        xs, ys = zip(*[(b[0], b[1]) for b in loader]) if len(loader) else ((), ())
-        if not xs:
-            raise RobustError("the dataset is empty")
-        x, y = torch.cat(xs), torch.cat([torch.as_tensor(t) for t in ys])
-        name = getattr(getattr(loader, "dataset", None), "name", type(getattr(loader, "dataset", data)).__name__)
-    return _check_xy(x, y) + (str(name),)
+    if isinstance(data, str):
+        data = load_dataset(data)
+    if isinstance(data, ArrayDataset):
+        return _check_xy(data.x, data.y) + (data.name,)
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2 or not all(torch.is_tensor(t) for t in data):
+            raise RobustError("data given as a pair must be two tensors (x, y)")
+        return _check_xy(data[0], data[1]) + ("tensors",)
+    if not isinstance(data, (Dataset, DataLoader)):
+        raise RobustError(f"data must be (x, y) tensors, a Dataset, a DataLoader or a name, got {type(data).__name__}")
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=1024)
+    batches = [(b[0], torch.as_tensor(b[1])) for b in loader]
+    if not batches:
+        raise RobustError("the dataset is empty")
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    return _check_xy(x, y) + (str(getattr(loader.dataset, "name", type(loader.dataset).__name__)),)
 
 
 def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
