@@ -32,7 +32,7 @@ bench: install
 
 lint: install
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m mypy robust
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -23,7 +23,7 @@ class FGSM(PGD):
     """
 
     name = "fgsm"
-    defaults: dict[str, Any] = {"norm": "linf", "loss": "ce"}
+    defaults = {"norm": "linf", "loss": "ce"}
 
     def validate(self, params: dict[str, Any]) -> None:
         self.check(params["loss"] in ("ce", "margin"), f"loss must be ce or margin, got {params['loss']!r}")

@@ -52,7 +52,7 @@ class PGD(Attack):
     """
 
     name = "pgd"
-    defaults: dict[str, Any] = {
+    defaults = {
         "norm": "linf", "steps": 40, "step_size": None, "random_start": True, "restarts": 1, "loss": "ce",
     }
 

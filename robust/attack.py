@@ -102,7 +102,7 @@ class Attack(abc.ABC):
 
     @property
     def norm(self) -> str:
-        return str(self.params.get("norm", "linf"))
+        return str(self.params.get("norm", self.norms[0]))
 
     def with_params(self, **params: Any) -> Attack:
         """A copy of this attack with some hyperparameters replaced."""
@@ -141,7 +141,7 @@ class Attack(abc.ABC):
         generator = torch.Generator(device=model.device).manual_seed(int(seed))
         with model.evaluating():
             start = _now(model.device)
-            out = self.run(model, x.clone(), y, eps=eps, targeted=targeted, generator=generator)
+            out = self.run(model, x.clone(), y.clone(), eps=eps, targeted=targeted, generator=generator)
             seconds = _now(model.device) - start
             passes = (counter.forward - before[0], counter.backward - before[1])
             x_adv, queries = out if isinstance(out, tuple) else (out, None)
@@ -153,10 +153,11 @@ class Attack(abc.ABC):
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, eps: float | None,
         targeted: bool, passes: tuple[int, int], seconds: float,
     ) -> AttackResult:
-        x_adv = x_adv.detach().to(x.dtype)
+        x_adv = x_adv.detach().to(device=x.device, dtype=x.dtype)
         if x_adv.shape != x.shape:
             raise RuntimeError(f"attack {self.name!r} returned shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
-        x_adv = torch.where(torch.isfinite(x_adv), x_adv, x)
+        finite = torch.isfinite(x_adv).flatten(1).all(dim=1).view(-1, *([1] * (x.ndim - 1)))
+        x_adv = torch.where(finite, x_adv, x)
         if eps is not None:
             x_adv = project(x_adv, x, eps, self.norm)
         x_adv = clip(x_adv, model.bounds)
@@ -172,6 +173,7 @@ class Attack(abc.ABC):
             raise RobustError("x and y must be torch tensors")
         x = x.detach().to(model.device)
         model.check_inputs(x)
+        x = clip(x, model.bounds)  # inputs within the check's tolerance land exactly on the bounds
         y = y.detach().to(model.device)
         if y.dtype.is_floating_point or y.dtype == torch.bool or y.shape != (x.shape[0],):
             raise RobustError(f"labels must be integers of shape ({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")

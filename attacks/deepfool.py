@@ -1,0 +1,121 @@
+"""DeepFool, L2 and Linf (Moosavi-Dezfooli, Fawzi and Frossard 2016, arXiv:1511.04599).
+
+A minimization attack: at every step the model is linearized around the current point and
+the sample moves to the nearest linearized decision boundary among the candidate classes.
+The accumulated perturbation is scaled by ``1 + overshoot`` to cross the boundary.
+
+Shapes: ``x`` (N, C, H, W) in the model's bounds, ``y`` (N,) true labels. Distances are in
+input space. Untargeted only.
+
+Example:
+    >>> deepfool = robust.create_attack("deepfool", norm="l2", steps=50)
+    >>> result = deepfool(model, x, y)
+    >>> result.l2.median()
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from robust.attack import Attack, clip
+from robust.model import Classifier
+
+
+def candidate_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` candidate classes per sample (N, k): ``y`` first, then the top others by logit."""
+    forced = logits.scatter(1, y[:, None], float("inf"))
+    return forced.topk(min(k, logits.shape[1]), dim=1).indices
+
+
+def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reshape per-sample ``values`` (N,) to broadcast against ``like`` (N, ...)."""
+    return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+class DeepFool(Attack):
+    """DeepFool with candidate classes, overshoot and per-sample early exit.
+
+    Args (keyword hyperparameters):
+        norm: "l2" (steps along the gradient) or "linf" (steps along its sign).
+        steps: at most this many linearization steps (default 50).
+        overshoot: the total perturbation is scaled by ``1 + overshoot`` (default 0.02).
+        candidates: only the top ``candidates`` classes by logit at the clean input,
+            the true class included, are considered (default 10).
+
+    Each step costs one batched forward pass and ``candidates - 1`` batched backward
+    passes (one per candidate logit difference). A sample leaves the batch at the first
+    step where the model misclassifies it, and that point is kept. Without ``eps`` the
+    perturbation is unbounded; with ``eps`` the harness projects the result.
+    """
+
+    name = "deepfool"
+    defaults = {"norm": "l2", "steps": 50, "overshoot": 0.02, "candidates": 10}
+    needs_eps = False
+
+    def validate(self, params: dict[str, Any]) -> None:
+        steps, overshoot, k = params["steps"], params["overshoot"], params["candidates"]
+        self.check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1,
+                   f"steps must be an integer >= 1, got {steps!r}")
+        self.check(isinstance(overshoot, (int, float)) and not isinstance(overshoot, bool)
+                   and 0 <= overshoot < math.inf, f"overshoot must be a finite number >= 0, got {overshoot!r}")
+        self.check(isinstance(k, int) and not isinstance(k, bool) and k >= 2,
+                   f"candidates must be an integer >= 2, got {k!r}")
+
+    def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
+            generator: torch.Generator) -> torch.Tensor:
+        self.check(not targeted, "attack 'deepfool' is untargeted only; call it with targeted=False")
+        p = self.params
+        scale = 1.0 + float(p["overshoot"])
+        x_adv = x.clone()
+        idx = torch.arange(len(x), device=x.device)
+        xa, total = x.clone(), torch.zeros_like(x)
+        classes: torch.Tensor | None = None
+        for _ in range(p["steps"]):
+            xa.requires_grad_(True)
+            logits = model(xa)
+            if classes is None:
+                classes = candidate_classes(logits.detach(), y, p["candidates"])
+                self.check(classes.shape[1] >= 2, "deepfool needs a model with at least 2 classes")
+            keep = logits.detach().argmax(dim=1) == y[idx]
+            if not bool(keep.all()):
+                x_adv[idx[~keep]] = xa.detach()[~keep]
+                if not bool(keep.any()):
+                    return x_adv
+            step = self.step(logits, xa, classes)
+            idx, total, classes = idx[keep], total[keep] + step[keep], classes[keep]
+            xa = clip(x[idx] + scale * total, model.bounds)
+        x_adv[idx] = xa.detach()
+        return x_adv
+
+    def step(self, logits: torch.Tensor, xa: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The linearized step (N, ...) to the nearest boundary between ``classes[:, 0]`` and the others.
+
+        The distance to the boundary with class k is ``|f_k - f_0| / ||grad(f_k - f_0)||_*``,
+        with the dual norm (L1 for Linf, L2 for L2).
+        """
+        own = logits.gather(1, classes[:, :1]).squeeze(1)
+        best_dist = torch.full_like(own, math.inf).detach()
+        best_grad = torch.zeros_like(xa)
+        last = classes.shape[1] - 1
+        for j in range(1, last + 1):
+            loss = logits.gather(1, classes[:, j:j + 1]).squeeze(1) - own  # < 0 until the sample is fooled
+            grad, = torch.autograd.grad(loss.sum(), xa, retain_graph=j < last)
+            dist = loss.detach().abs() / (self.dual_norm(grad) + 1e-8)
+            better = dist < best_dist
+            best_dist = torch.where(better, dist, best_dist)
+            best_grad = torch.where(_rows(better, grad), grad, best_grad)
+        return self.perturbation(best_dist + 1e-4, best_grad)  # 1e-4: a step that reaches the boundary
+
+    def dual_norm(self, grad: torch.Tensor) -> torch.Tensor:
+        """Per-sample dual norm of the gradient: L2 for the L2 attack, L1 for Linf."""
+        flat = grad.flatten(1)
+        return flat.norm(dim=1) if self.norm == "l2" else flat.abs().sum(dim=1)
+
+    def perturbation(self, dist: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """The step of size ``dist`` (in the attack's norm) that most increases the linearized loss."""
+        if self.norm == "linf":
+            return _rows(dist, grad) * grad.sign()
+        return _rows(dist / (grad.flatten(1).norm(dim=1) + 1e-8), grad) * grad
