@@ -146,7 +146,8 @@ class Attack(abc.ABC):
             passes = (counter.forward - before[0], counter.backward - before[1])
             x_adv, queries = out if isinstance(out, tuple) else (out, None)
             result = self._finish(model, x, y, x_adv, eps, targeted, passes, seconds)
-            result.queries = queries
+            if queries is not None:
+                result.queries = torch.as_tensor(queries, device=x.device).long().reshape(len(x))
             return result
 
     def _finish(
@@ -184,15 +185,16 @@ class Attack(abc.ABC):
 
     def check_params(self, eps: float | None) -> None:
         """Validate hyperparameters and eps; raise :class:`RobustError` naming the problem."""
-        unknown = set(self._given) - set(self.defaults)
-        for key in sorted(unknown):
-            raise RobustError(f"unknown parameter {key!r} for attack {self.name!r}{suggest(key, self.defaults)}; "
-                              f"it takes {', '.join(sorted(self.defaults)) or 'no parameters'}")
+        unknown = sorted(set(self._given) - set(self.defaults))
+        if unknown:
+            hints = "".join(suggest(key, self.defaults) for key in unknown)
+            raise RobustError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+                              f"for attack {self.name!r}{hints}; it takes {', '.join(sorted(self.defaults)) or 'no parameters'}")
         if self.norm not in self.norms:
             raise RobustError(f"attack {self.name!r} supports norms {', '.join(self.norms)}, not {self.norm!r}")
         if eps is None and self.needs_eps:
             raise RobustError(f"attack {self.name!r} needs eps")
-        if eps is not None and not (float(eps) >= 0 and float(eps) < float("inf")):
+        if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf")):
             raise RobustError(f"eps must be a finite number >= 0, got {eps}")
         self.validate(self.params)
 
