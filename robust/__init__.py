@@ -23,7 +23,7 @@ _LAZY = {
     "create_attack": "robust.registry",
     "list_attacks": "robust.registry",
     "list_defenses": "robust.registry",
-    "evaluate": "robust.evaluate",
+    "evaluate": "robust.evaluation",
     "Evaluation": "robust.result",
     "load_result": "robust.result",
     "load_dataset": "robust.data",

@@ -135,7 +135,7 @@ def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...]
 
         attacks = [create_attack(name, **params) for name, params in map(parse_attack, attack_specs)]
         from robust.data import load_dataset
-        from robust.evaluate import evaluate as run_evaluation
+        from robust.evaluation import evaluate as run_evaluation
         from robust.loaders import load_model
 
         data = load_dataset(dataset, n=n)
