@@ -125,3 +125,13 @@ def test_help_does_not_import_torch() -> None:
     code = "import sys; from robust.cli import main; sys.argv = ['robust', '--help']\ntry:\n main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+def test_minimization_attacks_on_the_cli(tmp_path: Path) -> None:
+    code, output = run("evaluate", "--model", "cnn", "--n", "8", "--norm", "l2", "--eps", "2.0", "--out", str(tmp_path),
+                       "--attack", "deepfool", "--attack", "cw:steps=20,binary_search_steps=2",
+                       "--attack", "boundary:max_queries=300")
+    assert code == 0, output
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert [a["name"] for a in data["attacks"]] == ["deepfool", "cw", "boundary"]
+    assert data["attacks"][1]["params"]["steps"] == 20 and data["attacks"][2]["params"]["max_queries"] == 300

@@ -98,3 +98,19 @@ def test_bad_data(digits_model: robust.Classifier, digits: Any) -> None:
         robust.evaluate(digits_model, (digits.x[:8], digits.y[:8]), [robust.create_attack("pgd", norm="l2")], eps=0.1)
     with pytest.raises(robust.RobustError, match="unknown attack"):
         robust.evaluate(digits_model, (digits.x[:8], digits.y[:8]), ["pgx"], eps=0.1)
+
+
+def test_minimization_attacks_count_only_within_eps(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
+    x, y = mnist500.x[:64], mnist500.y[:64]
+    eps = 1.5
+    result = robust.evaluate(zoo_cnn, (x, y), ["deepfool"], eps=eps, norm="l2")
+    distances = [s["l2"] for s in result.samples if s["label"] == s["clean_prediction"]]
+    assert all(d is not None for d in distances), "DeepFool breaks every point of a standard model at some distance"
+    beyond = sum(d > eps for d in distances)
+    assert beyond > 0, "some minimal distances must lie beyond eps for this test to mean anything"
+    assert result.robust_accuracy == pytest.approx(beyond / 64)
+    assert all(s["broken_by"] == ("deepfool" if s["l2"] is not None and s["l2"] <= eps else None)
+               for s in result.samples if s["label"] == s["clean_prediction"])
+    # robust accuracy at a smaller eps follows from the recorded distances
+    smaller = robust.evaluate(zoo_cnn, (x, y), ["deepfool"], eps=1.0, norm="l2")
+    assert smaller.robust_accuracy == pytest.approx(sum(d > 1.0 for d in distances) / 64)
