@@ -30,15 +30,9 @@ def digits() -> ArrayDataset:
 @pytest.fixture(scope="session")
 def digits_model(device: str) -> robust.Classifier:
     """A small MLP trained on the 8x8 digits in about a second (seeded)."""
-    torch.manual_seed(0)
-    train = load_dataset("digits", split="train")
-    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    for _ in range(150):
-        opt.zero_grad()
-        nn.functional.cross_entropy(net(train.x), train.y).backward()
-        opt.step()
-    return robust.Classifier(net.eval(), device=device)
+    from robust.testing import small_digits_model
+
+    return robust.Classifier(small_digits_model().module, device=device)
 
 
 @pytest.fixture(scope="session")
