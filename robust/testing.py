@@ -202,7 +202,7 @@ def attack_checks(attack: Attack) -> Iterator[tuple[str, Callable[[], None]]]:
     """(name, callable) for every conformance check on ``attack``, for parametrized tests."""
     case = conformance_case(attack)
     for check in CHECKS:
-        yield check.__name__, (lambda c=check: c(attack, case))
+        yield check.__name__, functools.partial(check, attack, case)
 
 
 def check_attack(attack: Attack) -> None:

@@ -9,6 +9,8 @@ from torch import nn
 import robust
 from robust.data import ArrayDataset, load_dataset
 
+pytest_plugins = ["pytester"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--device", default="cpu", help="device for the tests: cpu or cuda")

@@ -30,3 +30,12 @@ _ENV.filters["num"] = _num
 def render(result: dict[str, Any]) -> str:
     """Render the self-contained HTML report (inline CSS, no scripts, no network) of a result dict."""
     return _ENV.get_template("report.html.j2").render(r=result)
+
+
+def render_session(records: list[dict[str, Any]]) -> str:
+    """One self-contained HTML page of every robustness assertion of a test session.
+
+    Each record holds ``test`` (the test id), ``min_accuracy``, ``passed`` and ``result``
+    (an evaluation's JSON dict).
+    """
+    return _ENV.get_template("session.html.j2").render(records=records)
