@@ -139,6 +139,9 @@ class Attack(abc.ABC):
         counter = model.counter
         before = (counter.forward, counter.backward)
         generator = torch.Generator(device=model.device).manual_seed(int(seed))
+        if eps is not None:  # a ball larger than the whole box changes nothing; keep eps finite in float32
+            span = model.bounds[1] - model.bounds[0]
+            eps = min(float(eps), span if self.norm == "linf" else span * x[0].numel() ** 0.5)
         with model.evaluating():
             start = _now(model.device)
             out = self.run(model, x.clone(), y.clone(), eps=eps, targeted=targeted, generator=generator)

@@ -7,6 +7,7 @@ ends in one line, ``Error: ...``, and exit code 2; never a traceback.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sys
 import time
@@ -59,6 +60,14 @@ def user_errors() -> Iterator[None]:
         raise UserError(str(exc)) from exc
     except FileNotFoundError as exc:
         raise UserError(f"file not found: {exc.filename}") from exc
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
+    except Exception as exc:  # an unexpected failure still ends in one line, unless debugging
+        if os.environ.get("ROBUST_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else ""
+        error = click.ClickException(f"{type(exc).__name__}: {message} (set ROBUST_DEBUG=1 for the traceback)")
+        raise error from exc
 
 
 def parse_number(text: str, what: str) -> float:

@@ -68,7 +68,12 @@ def evaluate(
     _check_settings(eps, norm, batch_size, x)
     runs = [_resolve_attack(a, norm) for a in ([attacks] if isinstance(attacks, (str, Attack)) else attacks)]
     clf.check_inputs(x)
-    clean_pred = clf.predict(x, batch_size).cpu()
+    try:
+        clean_pred = clf.predict(x, batch_size).cpu()
+    except (RuntimeError, ValueError, TypeError) as exc:
+        if isinstance(exc, RobustError):
+            raise
+        raise RobustError(f"the model failed on inputs of shape {tuple(x.shape[1:])}: {str(exc).splitlines()[0]}") from exc
     if int(y.min()) < 0 or int(y.max()) >= int(clf.num_classes or 0):
         raise RobustError(f"labels lie in [{int(y.min())}, {int(y.max())}], but the model has {clf.num_classes} classes")
     correct = clean_pred == y

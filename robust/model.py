@@ -137,7 +137,7 @@ class Classifier(nn.Module):
         """Raise :class:`RobustError` for non-finite inputs or values outside ``bounds``."""
         if not x.dtype.is_floating_point:
             raise RobustError(f"inputs must be floating point in {self.bounds}, got {x.dtype}")
-        if x.ndim < 2 or x.shape[0] == 0:
+        if x.ndim < 2 or x.numel() == 0:
             raise RobustError(f"inputs must be a non-empty batch, got shape {tuple(x.shape)}")
         if not bool(torch.isfinite(x).all()):
             raise RobustError("inputs contain NaN or infinite values")
