@@ -37,6 +37,8 @@ class AttackResult:
         backward_passes: batched backward passes the attack made through the model.
         seconds: wall-clock time of the attack itself.
         queries: per-sample model queries, for attacks that count them (decision-based).
+        violations: samples whose output broke the bounds, the eps ball or was not finite;
+            only attacks run in verify mode (other frameworks' outputs) can have any.
     """
 
     x_adv: torch.Tensor
@@ -47,6 +49,7 @@ class AttackResult:
     backward_passes: int
     seconds: float
     queries: torch.Tensor | None = None
+    violations: int = 0
 
     def distance(self, norm: str) -> torch.Tensor:
         """Per-sample perturbation size in ``norm`` ("l2" or "linf")."""
@@ -91,9 +94,16 @@ class Attack(abc.ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     norms: ClassVar[tuple[str, ...]] = NORMS
     needs_eps: ClassVar[bool] = True
+    verify_only: ClassVar[bool] = False
+    framework: str = "robust"
 
     def __init__(self, **params: Any) -> None:
         self._given = params
+
+    @property
+    def given(self) -> dict[str, Any]:
+        """The hyperparameters given to the constructor, as given."""
+        return dict(self._given)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -162,12 +172,28 @@ class Attack(abc.ABC):
             raise RuntimeError(f"attack {self.name!r} returned shape {tuple(x_adv.shape)}, expected {tuple(x.shape)}")
         finite = torch.isfinite(x_adv).flatten(1).all(dim=1).view(-1, *([1] * (x.ndim - 1)))
         x_adv = torch.where(finite, x_adv, x)
+        if self.verify_only:
+            return self._verify(model, x, y, x_adv, finite.flatten(), eps, targeted, passes, seconds)
         if eps is not None:
             x_adv = project(x_adv, x, eps, self.norm)
         x_adv = clip(x_adv, model.bounds)
         success = judge(model, x_adv, y, targeted)
         l2, linf = flat_norms(x_adv - x)
         return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds)
+
+    def _verify(
+        self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, finite: torch.Tensor,
+        eps: float | None, targeted: bool, passes: tuple[int, int], seconds: float,
+    ) -> AttackResult:
+        """Check an output that someone else produced, without repairing it: a sample outside the
+        bounds or the eps ball (or not finite) counts as a violation and never as a success."""
+        lo, hi = model.bounds
+        l2, linf = flat_norms(x_adv - x)
+        valid = finite & ((x_adv >= lo - 1e-6) & (x_adv <= hi + 1e-6)).flatten(1).all(dim=1)
+        if eps is not None:
+            valid &= (l2 if self.norm == "l2" else linf) <= eps * (1 + 1e-5) + 1e-7
+        success = judge(model, x_adv, y, targeted) & valid
+        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds, violations=int((~valid).sum()))
 
     def _check_call(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float | None

@@ -11,7 +11,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -115,48 +117,115 @@ def main() -> None:
     """Adversarial-robustness evaluation for PyTorch classifiers."""
 
 
+def run_options(default_attacks: list[str]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The options that ``evaluate`` and ``compare`` share."""
+    options = [
+        click.option("--model", "model_name", default="resnet", show_default=True,
+                     help="Zoo name, package.module:attr, TorchScript file, or torchvision architecture (with --weights)."),
+        click.option("--weights", type=click.Path(dir_okay=False), help="State-dict file for the model."),
+        click.option("--attack", "attack_specs", multiple=True, default=default_attacks, show_default=True,
+                     help="Attack as NAME[:k=v,...]; repeatable."),
+        click.option("--dataset", default="mnist", show_default=True,
+                     help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder."),
+        click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of test samples."),
+        click.option("--eps", "eps_text", help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]."),
+        click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True),
+        click.option("--batch-size", type=int, default=256, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: reports/<time>-<model>]."),
+        click.option("--force", is_flag=True, help="Overwrite an existing result in --out."),
+        click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal]."),
+    ]
+
+    def decorate(func: Callable[..., None]) -> Callable[..., None]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
+
+
+@dataclass
+class Run:
+    """What every run command resolves from its options before doing any work."""
+
+    eps: float
+    out_dir: Path
+    progress: bool
+    command: str
+
+
+def _prepare(model_name: str, eps_text: str | None, norm: str, batch_size: int, out: str | None, force: bool,
+             progress: bool | None) -> Run:
+    eps = parse_number(eps_text, "--eps") if eps_text is not None else DEFAULT_EPS[norm]
+    if batch_size < 1:
+        raise RobustError(f"--batch-size must be a positive integer, got {batch_size}")
+    return Run(eps, _out_dir(out, model_name, force), sys.stderr.isatty() if progress is None else progress,
+               " ".join(["robust", *sys.argv[1:]]))
+
+
+def _write(result: Any, out_dir: Path) -> None:
+    json_path = result.to_json(out_dir / "result.json")
+    html_path = result.to_html(out_dir / "report.html")
+    click.echo(f"\nwrote {json_path} and {html_path}")
+
+
 @main.command()
-@click.option("--model", "model_name", default="resnet", show_default=True,
-              help="Zoo name, package.module:attr, TorchScript file, or torchvision architecture (with --weights).")
-@click.option("--weights", type=click.Path(dir_okay=False), help="State-dict file for the model.")
-@click.option("--attack", "attack_specs", multiple=True, default=["pgd"], show_default=True,
-              help="Attack as NAME[:k=v,...]; repeat for a cascade.")
-@click.option("--dataset", default="mnist", show_default=True, help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder.")
-@click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of test samples.")
-@click.option("--eps", "eps_text", help="Perturbation budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2].")
-@click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True)
-@click.option("--batch-size", type=int, default=256, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: reports/<time>-<model>].")
-@click.option("--force", is_flag=True, help="Overwrite an existing result in --out.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
+@run_options(["pgd"])
+@click.option("--framework", type=click.Choice(["robust", "art", "foolbox"]), default="robust", show_default=True,
+              help="Whose implementation of the attacks to run; every output is verified by robust.")
 def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
              eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
-             force: bool, progress: bool | None) -> None:
+             force: bool, progress: bool | None, framework: str) -> None:
     """Evaluate a model's robustness: clean pass, then the attacks as a cascade."""
     with user_errors():
-        eps = parse_number(eps_text, "--eps") if eps_text is not None else DEFAULT_EPS[norm]
-        if batch_size < 1:
-            raise RobustError(f"--batch-size must be a positive integer, got {batch_size}")
-        out_dir = _out_dir(out, model_name, force)
-        from robust.registry import create_attack
+        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
+        from robust.compare import external_attack
 
-        attacks = [create_attack(name, **params) for name, params in map(parse_attack, attack_specs)]
+        attacks = [external_attack(framework, name, **params) for name, params in map(parse_attack, attack_specs)]
         from robust.data import load_dataset
         from robust.evaluation import evaluate as run_evaluation
         from robust.loaders import load_model
 
         data = load_dataset(dataset, n=n)
         model = load_model(model_name, weights=weights, device=device)
-        result = run_evaluation(model, (data.x, data.y), attacks, eps=eps, norm=norm, batch_size=batch_size, seed=seed,
-                                progress=sys.stderr.isatty() if progress is None else progress,
-                                command=" ".join(["robust", *sys.argv[1:]]))
+        result = run_evaluation(model, (data.x, data.y), attacks, eps=run.eps, norm=norm, batch_size=batch_size,
+                                seed=seed, progress=run.progress, command=run.command)
         result.dataset = data.name
         click.echo(result.table())
-        json_path = result.to_json(out_dir / "result.json")
-        html_path = result.to_html(out_dir / "report.html")
-        click.echo(f"\nwrote {json_path} and {html_path}")
+        _write(result, run.out_dir)
+
+
+@main.command()
+@run_options(["pgd"])
+@click.option("--frameworks", default="robust,art,foolbox", show_default=True,
+              help="Comma-separated frameworks to compare.")
+def compare(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
+            eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
+            force: bool, progress: bool | None, frameworks: str) -> None:
+    """Run each attack through robust, ART and Foolbox on the same points; verify and compare."""
+    with user_errors():
+        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
+        from robust.compare import compare as run_compare
+        from robust.compare import comparison_table
+        from robust.data import load_dataset
+        from robust.loaders import load_model
+        from robust.registry import create_attack
+
+        attacks = [create_attack(name, **params) for name, params in map(parse_attack, attack_specs)]
+        names = [f.strip() for f in frameworks.split(",") if f.strip()]
+        data = load_dataset(dataset, n=n)
+        model = load_model(model_name, weights=weights, device=device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            result = run_compare(model, (data.x, data.y), attacks, frameworks=names, eps=run.eps, norm=norm,
+                                 batch_size=batch_size, seed=seed, progress=run.progress, command=run.command)
+        for warning in caught:
+            click.echo(f"note: {warning.message}", err=True)
+        result.dataset = data.name
+        click.echo(f"clean accuracy {result.clean_accuracy:.2%} on {result.n} samples; {norm} eps {run.eps:g}\n")
+        click.echo(comparison_table(result.to_dict()))
+        _write(result, run.out_dir)
 
 
 def _out_dir(out: str | None, model_name: str, force: bool) -> Path:

@@ -63,6 +63,16 @@ def evaluate(
     Returns:
         An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
+    return run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
+                          cascade=cascade, progress=progress, command=command)[0]
+
+
+def run_evaluation(
+    model: nn.Module | str, data: Data | str, attacks: Sequence[str | Attack] | str | Attack, *, eps: float,
+    norm: str = "linf", batch_size: int = 256, device: str | torch.device | None = None, seed: int = 0,
+    cascade: bool = True, progress: bool = False, command: str | None = None,
+) -> tuple[Evaluation, list[torch.Tensor]]:
+    """:func:`evaluate`, also returning per attack the mask of points it broke within eps."""
     clf = _classifier(model, device)
     x, y, dataset_name = collect(data)
     _check_settings(eps, norm, batch_size, x)
@@ -80,13 +90,15 @@ def evaluate(
     robust = correct.clone()
     broken_by: list[str | None] = [None] * len(y)
     found = Distances.empty(len(y))
-    summaries = []
+    summaries, masks = [], []
     for i, attack in enumerate(runs):
         pool = robust if cascade else correct
         summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
         newly = outcome.within(eps, norm)
+        masks.append(newly)
+        label = attack.name if attack.framework == "robust" else f"{attack.name} ({attack.framework})"
         for j in (newly & robust).nonzero().flatten().tolist():
-            broken_by[j] = attack.name
+            broken_by[j] = label
         found.keep_smaller(outcome)
         robust &= ~newly
         summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
@@ -96,7 +108,7 @@ def evaluate(
         clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
         attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
         environment=environment(clf.device, command),
-    )
+    ), masks
 
 
 @dataclass
@@ -135,7 +147,10 @@ def _run_attack(
     """
     idx = pool.nonzero().flatten()
     outcome = Distances.empty(len(y))
-    seconds, fwd, bwd = 0.0, 0, 0
+    seconds, fwd, bwd, violations = 0.0, 0, 0, 0
+    if clf.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(clf.device)
+    base = torch.cuda.memory_allocated(clf.device) if clf.device.type == "cuda" else 0
     batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
     for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
         res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
@@ -143,13 +158,16 @@ def _run_attack(
         outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
         outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
         seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
+        violations += res.violations
     broken = int(outcome.within(eps, norm).sum())
     hits = ~torch.isnan(outcome.l2)
     summary = AttackSummary(
-        name=attack.name, framework="robust", params=_jsonable(attack.params), robust_accuracy=float("nan"),
+        name=attack.name, framework=attack.framework, params=_jsonable(attack.params), robust_accuracy=float("nan"),
         success_rate=broken / max(len(idx), 1), median_l2=_median(outcome.l2[hits]),
         median_linf=_median(outcome.linf[hits]), seconds=seconds, forward_passes=fwd, backward_passes=bwd,
-        attacked=len(idx), broken=broken,
+        attacked=len(idx), broken=broken, violations=violations, mean_l2=_mean(outcome.l2[hits]),
+        mean_linf=_mean(outcome.linf[hits]),
+        peak_memory_mb=(torch.cuda.max_memory_allocated(clf.device) - base) / 2**20 if clf.device.type == "cuda" else None,
     )
     log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
     return summary, outcome
@@ -204,7 +222,7 @@ def _resolve_attack(attack: str | Attack, norm: str) -> Attack:
         attack = create_attack(attack)
     if not isinstance(attack, Attack):
         raise RobustError(f"attacks must be names or Attack objects, got {type(attack).__name__}")
-    given = attack._given.get("norm")
+    given = attack.given.get("norm")
     if given is not None and given != norm:
         raise RobustError(f"attack {attack.name!r} is configured for norm {given!r} but the evaluation uses {norm!r}")
     return attack.with_params(norm=norm) if "norm" in attack.defaults else attack
@@ -239,6 +257,10 @@ def _num(value: torch.Tensor) -> float | None:
 
 def _median(values: torch.Tensor) -> float | None:
     return float(values.median()) if len(values) else None
+
+
+def _mean(values: torch.Tensor) -> float | None:
+    return float(values.mean()) if len(values) else None
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,10 @@ class AttackSummary:
     backward_passes: int
     attacked: int = 0
     broken: int = 0
+    violations: int = 0
+    mean_l2: float | None = None
+    mean_linf: float | None = None
+    peak_memory_mb: float | None = None
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Evaluation:
     checks: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     cascade: bool = True
+    comparison: dict[str, Any] | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -67,7 +67,7 @@ def test_attack_parameters(name: str, params: dict[str, Any], digits_model: robu
     attack = robust.create_attack(name, **params)
     capped = {"steps": 3, "max_queries": 50, "binary_search_steps": 1, "candidates": 10}
     for key, cap in capped.items():  # keep each example cheap: large budgets are valid, just slow
-        if isinstance(attack._given.get(key), int) and attack._given[key] > cap:
+        if isinstance(attack.given.get(key), int) and attack.given[key] > cap:
             attack = attack.with_params(**{key: cap})
     try:
         res = attack(digits_model, digits.x[:6], digits.y[:6], eps=0.1)
