@@ -261,6 +261,27 @@ def verify(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.
             "max_distance": float(dist.max())}
 
 
+@torch.no_grad()
+def verify_minimization(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
+                        bounds: tuple[float, float] = (0.0, 1.0), tol: float = 1e-6) -> dict[str, torch.Tensor]:
+    """Per-sample verdicts for a minimization attack (no eps), by one code path for every method.
+
+    A sample succeeds when its output is finite, inside ``bounds`` and misclassified by ``net``
+    (re-run here, in eval mode); ``l2`` is the L2 distance to ``x`` in input space. ``blank``
+    marks all-zero outputs for inputs that are not all zero (Foolbox's CW returns one where it
+    found nothing; the model may still misclassify it).
+    """
+    x_adv = x_adv.to(device=x.device, dtype=x.dtype)
+    flat = x_adv.flatten(1)
+    valid = torch.isfinite(flat).all(1) & (flat >= bounds[0] - tol).all(1) & (flat <= bounds[1] + tol).all(1)
+    was_training = net.training
+    net.eval()
+    fooled = net(torch.where(valid.view(-1, *([1] * (x.ndim - 1))), x_adv, x)).argmax(1) != y
+    net.train(was_training)
+    blank = (flat == 0).all(1) & (x.flatten(1) != 0).any(1)
+    return {"success": fooled & valid, "invalid": ~valid, "blank": blank, "l2": (x_adv - x).flatten(1).norm(dim=1)}
+
+
 # --------------------------------------------------------------------------- results
 
 def results_path(info: dict[str, Any], folder: Path = RESULTS_DIR) -> Path:
