@@ -1,11 +1,9 @@
 """One attack specification, run by robust, ART or Foolbox: parameter tables and runners.
 
-Our parameter names and values (an attack's ``defaults``) are translated into the other
-framework's constructor and call arguments. The tables returned by :func:`mapping` say how
-faithful each translation is ("exact", "approximate" or "none"); they are data for reports.
-A runner returns the framework's raw output, never clipped, projected or judged, so that the
-one verification step elsewhere sees every violation. ART and Foolbox are imported inside the
-functions: importing this module is cheap and works without them.
+Our parameter names and values (an attack's ``defaults``) become the other framework's arguments;
+:func:`mapping` says how faithful each translation is (data for reports). A runner returns the
+framework's raw output, never clipped, projected or judged, so that the one verification step
+elsewhere sees every violation. ART and Foolbox are imported lazily: this module works without them.
 
 Example:
     >>> run = make_runner("foolbox", "pgd", {"steps": 10}, norm="linf", eps=0.3)
@@ -26,6 +24,8 @@ from torch import nn
 
 from robust.errors import RobustError, suggest
 from robust.model import Classifier
+from robust.registry import ATTACKS as _REGISTRY
+from robust.registry import create_attack, list_attacks, list_defenses
 
 FRAMEWORKS = ("robust", "art", "foolbox")
 ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "boundary")
@@ -79,9 +79,11 @@ _ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the n
             ("restarts", "num_random_init", _A, "num_random_init = restarts with random_start, else ART runs once"),
             _ART_LOSS, ("targeted", "targeted", _E, "")],
         "deepfool": [
-            ("steps", "max_iter", _E, ""), ("overshoot", "epsilon", _E, "the perturbation is scaled by 1 + epsilon"),
-            ("candidates", "nb_grads", _A, "ART ranks classes by the prediction at x, ours puts the label first "
-             "(the same for correctly classified points)"),
+            ("steps", "max_iter", _E, ""),
+            ("overshoot", "epsilon", _A, "ART scales the perturbation by 1 + epsilon once at the end; ours and "
+             "Foolbox at every step"),
+            ("candidates", "nb_grads", _A, "ART uses the union over the batch of each sample's top nb_grads "
+             "classes at x; ours each sample's own, its label first"),
             ("eps", None, _N, "no budget in ART: " + _FREE), ("targeted", None, _N, "untargeted only")],
         "cw": [
             ("steps", "max_iter", _E, ""), ("binary_search_steps", "binary_search_steps", _E, ""),
@@ -127,41 +129,32 @@ _ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the n
              "noise is drawn for the whole batch until every sample has an adversarial one"),
             ("init_steps", "steps (LinearSearchBlendedUniformNoiseAttack)", _A, "linear search only"),
             ("init_bisections", None, _N, "Foolbox's start has no bisection"),
-            ("starting_points", "starting_points", _E, ""), ("eps", "epsilons", _A, _FREE), _FB_TARGET],
+            ("starting_points", "starting_points", _A, "Foolbox refuses unless every starting point is adversarial; "
+             "ours and ART fall back to noise per sample"), ("eps", "epsilons", _A, _FREE), _FB_TARGET],
     },
 }
-
-
-def _attack_class(attack: str) -> Any:
-    from robust.registry import ATTACKS as REGISTRY
-
-    return REGISTRY.get(attack)
 
 
 def _check(framework: str, attack: str, norm: str) -> None:
     if framework not in FRAMEWORKS:
         raise RobustError(f"unknown framework {framework!r}{suggest(framework, FRAMEWORKS)}; "
                           f"known: {', '.join(FRAMEWORKS)}")
-    if framework == "robust":
-        cls = _attack_class(attack)
-        if norm not in cls.norms:
-            raise RobustError(f"robust's {attack!r} supports norms {', '.join(cls.norms)}, not {norm!r}")
-        return
-    offered = _CLASSES[framework].get(attack)
+    offered = _REGISTRY.get(attack).norms if framework == "robust" else _CLASSES[framework].get(attack)
     if offered is None:
         raise RobustError(f"{framework} does not offer attack {attack!r}{suggest(attack, ATTACKS)}; "
                           f"it offers {', '.join(_CLASSES[framework])}")
     if norm not in offered:
-        raise RobustError(f"{framework} does not offer {attack!r} with norm {norm!r}; "
-                          f"it offers {', '.join(offered)}")
+        raise RobustError(f"{framework} does not offer {attack!r} with norm {norm!r}; it offers {', '.join(offered)}")
 
 
 def version(framework: str) -> str | None:
-    """Installed version of ``"art"`` or ``"foolbox"`` (``"robust"``: ours); None if not importable."""
-    if framework == "robust":
-        from robust import __version__
+    """Installed version of ``"art"`` or ``"foolbox"`` (``"robust"``: ours); None if not importable.
 
-        return __version__
+    Raises:
+        RobustError: an unknown framework name.
+    """
+    if framework == "robust":
+        return str(import_module("robust").__version__)
     if framework not in _PIP:
         raise RobustError(f"unknown framework {framework!r}{suggest(framework, FRAMEWORKS)}")
     try:
@@ -172,14 +165,14 @@ def version(framework: str) -> str | None:
 
 
 def mapping(framework: str, attack: str, norm: str) -> list[ParamMapping]:
-    """The parameter table of ``attack`` with ``norm`` in ``framework`` (data; needs no install).
+    """The parameter table of ``attack`` with ``norm`` in ``framework`` (data: needs no install).
 
     Raises:
-        RobustError: the framework does not offer the attack or the norm (named in the message).
+        RobustError: the framework does not offer the attack or the norm, named in the message.
     """
     _check(framework, attack, norm)
     if framework == "robust":
-        names = [k for k in _attack_class(attack).defaults if k != "norm"]
+        names = [k for k in _REGISTRY.get(attack).defaults if k != "norm"]
         return [ParamMapping("norm", "norm", _E, norm), ParamMapping("eps", "eps", _E),
                 *(ParamMapping(k, k, _E) for k in names), ParamMapping("targeted", "targeted", _E)]
     cls = _CLASSES[framework][attack][norm]
@@ -208,37 +201,63 @@ def _eval_mode(model: Classifier) -> Iterator[None]:
             m.training = training
 
 
+@contextlib.contextmanager
+def _refusals(framework: str, attack: str) -> Iterator[None]:
+    """A ValueError from the framework (a value it rejects) becomes a RobustError that names it."""
+    try:
+        yield
+    except RobustError:
+        raise
+    except ValueError as exc:
+        raise RobustError(f"{framework}'s {attack!r} refused: {exc}") from exc
+
+
 def _foolbox_boundary_steps(p: dict[str, Any]) -> int:
-    """The most steps s with s + s // 10 queries (one spherical check every 10th step) that fit after the start."""
+    """The most steps s whose s + s // 10 queries (a spherical check every 10th step) fit after the start."""
     room = p["max_queries"] - p["init_steps"] - 4
     return max(1, 10 * (room // 11) + min(9, room % 11))
 
 
-def _foolbox_args(fb: Any, attack: str, p: dict[str, Any], eps: float | None) -> dict[str, Any]:
-    """Constructor keyword arguments of the Foolbox attack."""
-    if attack == "pgd":
-        return {"steps": p["steps"], "abs_stepsize": p["step_size"], "random_start": bool(p["random_start"])}
-    if attack == "deepfool":
-        return {"steps": p["steps"], "candidates": p["candidates"], "overshoot": p["overshoot"]}
-    if attack == "cw":
-        return {"steps": p["steps"], "stepsize": p["lr"], "binary_search_steps": p["binary_search_steps"],
-                "initial_const": p["initial_const"], "confidence": p["confidence"], "abort_early": p["abort_early"]}
-    if attack == "boundary":
-        init = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_draws"], steps=p["init_steps"])
-        return {"steps": _foolbox_boundary_steps(p), "spherical_step": p["spherical_step"], "init_attack": init,
-                "source_step": p["source_step"], "step_adaptation": p["step_adaptation"]}
-    return {}
+def _pick(p: dict[str, Any], **theirs: str) -> dict[str, Any]:
+    """``{their_name: p[our_name]}`` for values that pass unchanged."""
+    return {name: p[ours] for name, ours in theirs.items()}
+
+
+_SAME = {"initial_const": "initial_const", "confidence": "confidence", "binary_search_steps": "binary_search_steps"}
+ArgsFn = Callable[[dict[str, Any]], dict[str, Any]]
+_FOOLBOX_ARGS: dict[str, ArgsFn] = {  # constructor arguments; boundary's init attack is added by the runner
+    "fgsm": lambda p: {},
+    "pgd": lambda p: _pick(p, steps="steps", abs_stepsize="step_size", random_start="random_start"),
+    "deepfool": lambda p: _pick(p, steps="steps", candidates="candidates", overshoot="overshoot"),
+    "cw": lambda p: _pick(p, steps="steps", stepsize="lr", abort_early="abort_early", **_SAME),
+    "boundary": lambda p: {"steps": _foolbox_boundary_steps(p), **_pick(
+        p, spherical_step="spherical_step", source_step="source_step", step_adaptation="step_adaptation")},
+}
+_ART_ARGS: dict[str, ArgsFn] = {  # constructor arguments besides the estimator, norm, eps, targeted and batch size
+    "fgsm": lambda p: {},
+    "pgd": lambda p: {"num_random_init": p["restarts"] if p["random_start"] else 0,
+                      **_pick(p, eps_step="step_size", max_iter="steps")},
+    "deepfool": lambda p: _pick(p, max_iter="steps", epsilon="overshoot", nb_grads="candidates"),
+    "cw": lambda p: _pick(p, max_iter="steps", learning_rate="lr", **_SAME),
+    "boundary": lambda p: {"max_iter": max(1, p["max_queries"] // 40), "step_adapt": 1.0 / p["step_adaptation"],
+                           **_pick(p, delta="spherical_step", epsilon="source_step", init_size="init_draws")},
+}
 
 
 def _foolbox_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
     fb = _require("foolbox")
-    fb_attack = getattr(fb.attacks, _CLASSES["foolbox"][attack][norm])(**_foolbox_args(fb, attack, p, eps))
+    kwargs = _FOOLBOX_ARGS[attack](p)
+    if attack == "boundary":
+        kwargs["init_attack"] = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_draws"],
+                                                                                 steps=p["init_steps"])
+    with _refusals("foolbox", attack):
+        fb_attack = getattr(fb.attacks, _CLASSES["foolbox"][attack][norm])(**kwargs)
     start = p.get("starting_points")
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xs, ys = x.detach().to(model.device), y.detach().to(model.device)
         kw = {} if start is None else {"starting_points": start.detach().to(model.device, xs.dtype)}
-        with _eval_mode(model):
+        with _eval_mode(model), _refusals("foolbox", attack):
             fmodel = fb.PyTorchModel(model, bounds=model.bounds, device=model.device)
             criterion = fb.criteria.TargetedMisclassification(ys) if targeted else ys
             raw, clipped, _ = fb_attack(fmodel, xs, criterion, epsilons=eps, **kw)
@@ -248,24 +267,6 @@ def _foolbox_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None
             out = torch.where(failed, xs, out)
         return out.detach().to(device=x.device, dtype=x.dtype)
     return run
-
-
-def _art_args(attack: str, p: dict[str, Any], norm: str, eps: float | None, n: int) -> dict[str, Any]:
-    """Constructor keyword arguments of the ART attack, its estimator and ``targeted`` aside."""
-    order = float("inf") if norm == "linf" else 2
-    if attack == "fgsm":
-        return {"norm": order, "eps": eps, "batch_size": n}
-    if attack == "pgd":
-        return {"norm": order, "eps": eps, "eps_step": p["step_size"], "max_iter": p["steps"], "batch_size": n,
-                "num_random_init": p["restarts"] if p["random_start"] else 0, "verbose": False}
-    if attack == "deepfool":
-        return {"max_iter": p["steps"], "epsilon": p["overshoot"], "nb_grads": p["candidates"], "batch_size": n,
-                "verbose": False}
-    if attack == "cw":
-        return {"max_iter": p["steps"], "learning_rate": p["lr"], "binary_search_steps": p["binary_search_steps"],
-                "initial_const": p["initial_const"], "confidence": p["confidence"], "batch_size": n, "verbose": False}
-    return {"max_iter": max(1, p["max_queries"] // 40), "delta": p["spherical_step"], "epsilon": p["source_step"],
-            "step_adapt": 1.0 / p["step_adaptation"], "init_size": p["init_draws"], "verbose": False}
 
 
 class _CastInput(nn.Module):
@@ -285,16 +286,22 @@ def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, ta
     from art.estimators.classification import PyTorchClassifier
 
     cls = getattr(evasion, _CLASSES["art"][attack][norm])
+    args = _ART_ARGS[attack](p)
+    if attack in FIXED_EPS:
+        args.update(norm=float("inf") if norm == "linf" else 2, eps=eps)
+    if attack != "fgsm":
+        args["verbose"] = False
+    if attack != "deepfool":
+        args["targeted"] = targeted
     start = p.get("starting_points")
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with _eval_mode(model):
+        with _eval_mode(model), _refusals("art", attack):
             classes = model.num_classes or int(model(x[:1].detach().to(model.device)).shape[1])
             estimator = PyTorchClassifier(
                 model=_CastInput(model, x.dtype), loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
                 nb_classes=classes, clip_values=model.bounds, device_type="gpu" if model.device.type == "cuda" else "cpu")
-            args = _art_args(attack, p, norm, eps, len(x))
-            art_attack = cls(estimator, **args) if attack == "deepfool" else cls(estimator, targeted=targeted, **args)
+            art_attack = cls(estimator, batch_size=len(x), **args)
             kw = {} if start is None else {"x_adv_init": start.detach().cpu().float().numpy()}
             adv = art_attack.generate(x.detach().cpu().float().numpy(), y.detach().cpu().numpy(), **kw)
         return torch.from_numpy(adv).to(device=x.device, dtype=x.dtype)
@@ -302,8 +309,6 @@ def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, ta
 
 
 def _robust_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
-    from robust.registry import create_attack
-
     ours = create_attack(attack, **{**p, "norm": norm})
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -341,7 +346,7 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
     _check(framework, attack, norm)
     if attack in FIXED_EPS and eps is None:
         raise RobustError(f"attack {attack!r} needs eps")
-    p = {**_attack_class(attack).defaults, **{k: v for k, v in params.items() if v is not None}}
+    p = {**_REGISTRY.get(attack).defaults, **{k: v for k, v in params.items() if v is not None}}
     p.pop("norm", None)
     if attack == "pgd" and p["step_size"] is None:
         p["step_size"] = 2.5 * float(eps or 0.0) / p["steps"]
@@ -361,14 +366,11 @@ def _class_names(module: Any, base: type) -> list[str]:
 
 
 def capabilities() -> dict[str, dict[str, list[str]]]:
-    """Attacks and defenses each installed framework offers, by introspection ({} when not installed).
+    """Attacks and defenses of each installed framework by introspection ({} when not installed).
 
-    robust's come from its registries; ART's are the evasion attacks under ``art.attacks.evasion``
-    and the preprocessors under ``art.defences.preprocessor``; Foolbox's are the public attack
-    classes (aliases such as ``LinfPGD`` included) of ``foolbox.attacks``.
+    robust: its registries; ART: the evasion attacks of ``art.attacks.evasion`` and preprocessors of
+    ``art.defences.preprocessor``; Foolbox: the public attack classes (aliases included) of ``foolbox.attacks``.
     """
-    from robust.registry import list_attacks, list_defenses
-
     found: dict[str, dict[str, list[str]]] = {
         "robust": {"attacks": list_attacks(), "defenses": list_defenses()}, "art": {}, "foolbox": {}}
     with contextlib.suppress(ImportError):  # the top-level import first: a blocked package counts as missing

@@ -95,19 +95,36 @@ def test_foolbox_cw_failures_come_back_as_x(zoo_cnn: robust.Classifier, mnist8: 
     # Mixed: Foolbox itself returns zeros for the failures and real images for the rest.
     params = {"steps": 20, "binary_search_steps": 2, "initial_const": 1.0, "lr": 0.1}
     out = make_runner("foolbox", "cw", params, norm="l2", eps=None)(zoo_cnn, x, y)
-    fmodel = foolbox.PyTorchModel(zoo_cnn.module.eval(), bounds=(0, 1))
-    raw, _, _ = foolbox.attacks.L2CarliniWagnerAttack(steps=20, binary_search_steps=2, initial_const=1.0,
-                                                      stepsize=0.1)(fmodel, x, y, epsilons=None)
+    fmodel = foolbox.PyTorchModel(zoo_cnn.module.eval(), bounds=(0, 1), device=zoo_cnn.device)
+    attack = foolbox.attacks.L2CarliniWagnerAttack(steps=20, binary_search_steps=2, initial_const=1.0, stepsize=0.1)
+    raw, _, _ = attack(fmodel, x.to(zoo_cnn.device), y.to(zoo_cnn.device), epsilons=None)
+    raw = raw.cpu()
     failed = raw.flatten(1).abs().amax(dim=1) == 0
     assert bool(failed.any()) and not bool(failed.all())
-    assert torch.equal(out[failed], x[failed]) and torch.equal(out[~failed], raw[~failed])
+    assert torch.equal(out[failed], x[failed]) and torch.allclose(out[~failed], raw[~failed], atol=1e-6)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_targeted_pgd_reaches_targets(framework: str, zoo_cnn: robust.Classifier, mnist8: Any) -> None:
+    x, targets = mnist8.x, (mnist8.y + 1) % 10
+    run = make_runner(framework, "pgd", {"steps": 10, "random_start": False}, norm="linf", eps=0.3, targeted=True)
+    assert torch.equal(zoo_cnn.predict(run(zoo_cnn, x, targets)).cpu(), targets)
+
+
+def test_framework_refusals_become_robust_errors(zoo_cnn: robust.Classifier, mnist8: Any) -> None:
+    x, y = mnist8.x, mnist8.y
+    params = {"max_queries": 60, "starting_points": x.clone()}  # not adversarial: Foolbox refuses, ART draws noise
+    with pytest.raises(robust.RobustError, match="foolbox's 'boundary' refused: .*not adversarial"):
+        make_runner("foolbox", "boundary", params, norm="l2", eps=None)(zoo_cnn, x, y)
+    assert make_runner("art", "boundary", params, norm="l2", eps=None)(zoo_cnn, x, y).shape == x.shape
 
 
 @pytest.mark.parametrize("framework, attack, norm, params, targeted, message", [
     ("art", "deepfool", "linf", {}, False, "art does not offer 'deepfool' with norm 'linf'"),
     ("foolbox", "cw", "linf", {}, False, "foolbox does not offer 'cw' with norm 'linf'"),
     ("foolbox", "pgd", "linf", {"loss": "margin"}, False, "only the cross-entropy loss"),
-    ("art", "deepfool", "l2", {}, True, "untargeted only"),
+    ("art", "deepfool", "l2", {}, True, "'deepfool' is untargeted only"),
+    ("foolbox", "fgsm", "linf", {}, True, "'fgsm' is untargeted only"),
 ])
 def test_unsupported_raise(framework: str, attack: str, norm: str, params: dict[str, Any], targeted: bool,
                            message: str) -> None:
