@@ -50,6 +50,7 @@ from torch import nn
 
 import robust
 from common import (
+    setup_device,
     describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, pick_device, time_interleaved,
     verify_minimization, write_results,
 )
@@ -412,10 +413,7 @@ def payload(args: argparse.Namespace, cfg: Config, rows: list[dict[str, Any]], e
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
-    device = pick_device(args.device)
-    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    device = setup_device(args.device, args.threads)
     cfg, info = make_config(args), device_info(device)
     start = time.perf_counter()
     rows = run_all(args, cfg, device, describe(info))

@@ -41,6 +41,7 @@ from torch import nn
 
 import robust
 from common import (
+    setup_device,
     describe, device_info, fmt_bytes, fmt_seconds, markdown_table, median, memory_method, paired_ratios, peak_memory,
     pick_device, prepare_cpu_memory, time_interleaved, verify, write_results,
 )
@@ -282,10 +283,7 @@ def memory_pass(all_cases: list[tuple[int, dict[str, Runner]]], rows: list[dict[
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_logging()
-    device = pick_device(args.device)
-    threads = args.threads if args.threads is not None else (1 if device.type == "cpu" else 0)
-    if threads > 0:
-        torch.set_num_threads(threads)
+    device = setup_device(args.device, args.threads)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     memory = "none" if args.quick else args.memory
     info = device_info(device)

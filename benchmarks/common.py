@@ -329,3 +329,12 @@ def fmt_seconds(seconds: float) -> str:
 
 def fmt_bytes(n: int | None) -> str:
     return "n/a" if n is None else f"{n / MiB:.0f} MiB"
+
+
+def setup_device(device_name: str, threads: int | None) -> torch.device:
+    """The device, and the torch thread count (1 on a CPU unless told otherwise, 0 keeps torch's)."""
+    device = pick_device(device_name)
+    threads = threads if threads is not None else (1 if device.type == "cpu" else 0)
+    if threads > 0:
+        torch.set_num_threads(threads)
+    return device
