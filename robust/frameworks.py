@@ -201,6 +201,10 @@ def _eval_mode(model: Classifier) -> Iterator[None]:
             m.training = training
 
 
+class FrameworkRefused(RobustError):
+    """The framework rejected this run (a value or an input it cannot handle)."""
+
+
 @contextlib.contextmanager
 def _refusals(framework: str, attack: str) -> Iterator[None]:
     """A ValueError from the framework (a value it rejects) becomes a RobustError that names it."""
@@ -209,7 +213,7 @@ def _refusals(framework: str, attack: str) -> Iterator[None]:
     except RobustError:
         raise
     except ValueError as exc:
-        raise RobustError(f"{framework}'s {attack!r} refused: {exc}") from exc
+        raise FrameworkRefused(f"{framework}'s {attack!r} refused: {exc}") from exc
 
 
 def _foolbox_boundary_steps(p: dict[str, Any]) -> int:
