@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch
 from torch import nn
 
 from robust.errors import RobustError, suggest
+from robust.framework_params import CLASSES, EXACT, NONE, ROWS, ParamMapping
 from robust.model import Classifier
 from robust.registry import ATTACKS as _REGISTRY
 from robust.registry import create_attack, list_attacks, list_defenses
@@ -34,115 +34,14 @@ Runner = Callable[[Classifier, torch.Tensor, torch.Tensor], torch.Tensor]
 _PIP = {"art": "adversarial-robustness-toolbox", "foolbox": "foolbox"}
 
 
-@dataclass(frozen=True)
-class ParamMapping:
-    """How one of our parameters is expressed in another framework.
-
-    Attributes:
-        ours: our parameter name (or "eps", "norm", "targeted").
-        theirs: the framework's parameter name, None when there is no equivalent.
-        match: "exact", "approximate" or "none".
-        note: what differs, e.g. how a budget is converted.
-    """
-
-    ours: str
-    theirs: str | None
-    match: str
-    note: str = ""
-
-
-# The class that implements each (attack, norm) in each framework.
-_CLASSES: dict[str, dict[str, dict[str, str]]] = {
-    "art": {"fgsm": {"linf": "FastGradientMethod", "l2": "FastGradientMethod"},
-            "pgd": {"linf": "ProjectedGradientDescentPyTorch", "l2": "ProjectedGradientDescentPyTorch"},
-            "deepfool": {"l2": "DeepFool"}, "cw": {"l2": "CarliniL2Method"}, "boundary": {"l2": "BoundaryAttack"}},
-    "foolbox": {"fgsm": {"linf": "LinfFastGradientAttack", "l2": "L2FastGradientAttack"},
-                "pgd": {"linf": "LinfPGD", "l2": "L2PGD"},
-                "deepfool": {"linf": "LinfDeepFoolAttack", "l2": "L2DeepFoolAttack"},
-                "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"}},
-}
-
-_E, _A, _N = "exact", "approximate", "none"
-_CE = "cross-entropy only: loss='margin' is refused"
-_FREE = "minimization attack: the raw output is returned, not restricted to eps"
-_LAST = "{} returns the last iterate, ours the first misclassified one"
-_FB_TARGET = ("targeted", "criterion=TargetedMisclassification", _E, "")
-_ART_LOSS = ("loss", "loss (of PyTorchClassifier)", _E, _CE)
-Row = tuple[str, str | None, str, str]
-_ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the norm row is added by mapping()
-    "art": {
-        "fgsm": [("eps", "eps", _E, ""), _ART_LOSS, ("targeted", "targeted", _E, "")],
-        "pgd": [
-            ("eps", "eps", _E, ""), ("steps", "max_iter", _E, _LAST.format("ART")),
-            ("step_size", "eps_step", _E, "None -> 2.5 * eps / steps"),
-            ("random_start", "num_random_init", _E, "True -> 1, False -> 0"),
-            ("restarts", "num_random_init", _A, "num_random_init = restarts with random_start, else ART runs once"),
-            _ART_LOSS, ("targeted", "targeted", _E, "")],
-        "deepfool": [
-            ("steps", "max_iter", _E, ""),
-            ("overshoot", "epsilon", _A, "ART scales the perturbation by 1 + epsilon once at the end; ours and "
-             "Foolbox at every step"),
-            ("candidates", "nb_grads", _A, "ART uses the union over the batch of each sample's top nb_grads "
-             "classes at x; ours each sample's own, its label first"),
-            ("eps", None, _N, "no budget in ART: " + _FREE), ("targeted", None, _N, "untargeted only")],
-        "cw": [
-            ("steps", "max_iter", _E, ""), ("binary_search_steps", "binary_search_steps", _E, ""),
-            ("lr", "learning_rate", _A, "ART: gradient descent with a halving/doubling line search; ours: Adam"),
-            ("initial_const", "initial_const", _E, ""), ("confidence", "confidence", _E, ""),
-            ("abort_early", None, _N, "ART has no early abort"), ("eps", None, _N, "no budget in ART: " + _FREE),
-            ("targeted", "targeted", _E, "")],
-        "boundary": [
-            ("max_queries", "max_iter", _A, "budget: max_iter = max_queries / 40 (an iteration costs at least 21 "
-             "queries per sample: 20 orthogonal candidates, then steps towards x)"),
-            ("spherical_step", "delta", _E, ""), ("source_step", "epsilon", _E, ""),
-            ("step_adaptation", "step_adapt", _A, "step_adapt = 1 / step_adaptation; ART adapts after every trial "
-             "of 20 candidates, ours from running success rates"),
-            ("init_draws", "init_size", _E, ""), ("init_steps", None, _N, "ART starts from the noise itself"),
-            ("init_bisections", None, _N, "ART starts from the noise itself"),
-            ("starting_points", "x_adv_init (generate)", _E, ""), ("eps", None, _N, "no budget in ART: " + _FREE),
-            ("targeted", "targeted", _E, "set explicitly: ART's default is targeted=True")],
-    },
-    "foolbox": {
-        "fgsm": [("eps", "epsilons", _E, "the clipped output is returned"),
-                 ("loss", "cross-entropy (built in)", _E, _CE),
-                 ("targeted", None, _N, "untargeted only: Foolbox's FGSM rejects a targeted criterion "
-                  "(its targeted PGD with steps=1, step_size=eps takes the same step)")],
-        "pgd": [
-            ("eps", "epsilons", _E, "the clipped output is returned"), ("steps", "steps", _E, _LAST.format("Foolbox")),
-            ("step_size", "abs_stepsize", _E, "None -> 2.5 * eps / steps"), ("random_start", "random_start", _E, ""),
-            ("restarts", None, _N, "Foolbox has no restarts: runs once"),
-            ("loss", "cross-entropy (built in)", _E, _CE), _FB_TARGET],
-        "deepfool": [
-            ("steps", "steps", _E, ""), ("overshoot", "overshoot", _E, ""), ("candidates", "candidates", _E, ""),
-            ("eps", "epsilons", _A, _FREE), ("targeted", None, _N, "untargeted only")],
-        "cw": [
-            ("steps", "steps", _E, ""), ("lr", "stepsize", _E, ""),
-            ("binary_search_steps", "binary_search_steps", _E, ""), ("initial_const", "initial_const", _E, ""),
-            ("confidence", "confidence", _E, ""), ("abort_early", "abort_early", _E, ""),
-            ("eps", "epsilons", _A, _FREE + "; failures (all-zero images) come back as x"), _FB_TARGET],
-        "boundary": [
-            ("max_queries", "steps", _A, "budget: steps = (max_queries - init_steps - 4) / 1.1 (1.1 queries a step, "
-             "init_steps + 2 for the start, 2 checks); extra noise draws come on top"),
-            ("spherical_step", "spherical_step", _E, ""), ("source_step", "source_step", _E, ""),
-            ("step_adaptation", "step_adaptation", _E, ""),
-            ("init_draws", "directions (LinearSearchBlendedUniformNoiseAttack)", _A,
-             "noise is drawn for the whole batch until every sample has an adversarial one"),
-            ("init_steps", "steps (LinearSearchBlendedUniformNoiseAttack)", _A, "linear search only"),
-            ("init_bisections", None, _N, "Foolbox's start has no bisection"),
-            ("starting_points", "starting_points", _A, "Foolbox refuses unless every starting point is adversarial; "
-             "ours and ART fall back to noise per sample"), ("eps", "epsilons", _A, _FREE), _FB_TARGET],
-    },
-}
-
-
 def _check(framework: str, attack: str, norm: str) -> None:
     if framework not in FRAMEWORKS:
         raise RobustError(f"unknown framework {framework!r}{suggest(framework, FRAMEWORKS)}; "
                           f"known: {', '.join(FRAMEWORKS)}")
-    offered = _REGISTRY.get(attack).norms if framework == "robust" else _CLASSES[framework].get(attack)
+    offered = _REGISTRY.get(attack).norms if framework == "robust" else CLASSES[framework].get(attack)
     if offered is None:
         raise RobustError(f"{framework} does not offer attack {attack!r}{suggest(attack, ATTACKS)}; "
-                          f"it offers {', '.join(_CLASSES[framework])}")
+                          f"it offers {', '.join(CLASSES[framework])}")
     if norm not in offered:
         raise RobustError(f"{framework} does not offer {attack!r} with norm {norm!r}; it offers {', '.join(offered)}")
 
@@ -173,11 +72,11 @@ def mapping(framework: str, attack: str, norm: str) -> list[ParamMapping]:
     _check(framework, attack, norm)
     if framework == "robust":
         names = [k for k in _REGISTRY.get(attack).defaults if k != "norm"]
-        return [ParamMapping("norm", "norm", _E, norm), ParamMapping("eps", "eps", _E),
-                *(ParamMapping(k, k, _E) for k in names), ParamMapping("targeted", "targeted", _E)]
-    cls = _CLASSES[framework][attack][norm]
+        return [ParamMapping("norm", "norm", EXACT, norm), ParamMapping("eps", "eps", EXACT),
+                *(ParamMapping(k, k, EXACT) for k in names), ParamMapping("targeted", "targeted", EXACT)]
+    cls = CLASSES[framework][attack][norm]
     theirs = f"{cls}(norm={'np.inf' if norm == 'linf' else 2})" if cls.startswith(("Fast", "Projected")) else cls
-    return [ParamMapping("norm", theirs, _E, norm), *(ParamMapping(*row) for row in _ROWS[framework][attack])]
+    return [ParamMapping("norm", theirs, EXACT, norm), *(ParamMapping(*row) for row in ROWS[framework][attack])]
 
 
 def supports(framework: str, attack: str, norm: str) -> bool:
@@ -255,7 +154,7 @@ def _foolbox_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None
         kwargs["init_attack"] = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_draws"],
                                                                                  steps=p["init_steps"])
     with _refusals("foolbox", attack):
-        fb_attack = getattr(fb.attacks, _CLASSES["foolbox"][attack][norm])(**kwargs)
+        fb_attack = getattr(fb.attacks, CLASSES["foolbox"][attack][norm])(**kwargs)
     start = p.get("starting_points")
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -289,7 +188,7 @@ def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, ta
     from art.attacks import evasion
     from art.estimators.classification import PyTorchClassifier
 
-    cls = getattr(evasion, _CLASSES["art"][attack][norm])
+    cls = getattr(evasion, CLASSES["art"][attack][norm])
     args = _ART_ARGS[attack](p)
     if attack in FIXED_EPS:
         args.update(norm=float("inf") if norm == "linf" else 2, eps=eps)
@@ -358,7 +257,7 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
         return _robust_runner(attack, p, norm, eps, targeted)
     if attack in FIXED_EPS and p.get("loss", "ce") != "ce":
         raise RobustError(f"{framework}'s {attack!r} has only the cross-entropy loss, not loss={p['loss']!r}")
-    if targeted and ("targeted", None, _N) in [row[:3] for row in _ROWS[framework][attack]]:
+    if targeted and ("targeted", None, NONE) in [row[:3] for row in ROWS[framework][attack]]:
         raise RobustError(f"{framework}'s {attack!r} is untargeted only; run it with targeted=False")
     build = _art_runner if framework == "art" else _foolbox_runner
     return build(attack, p, norm, eps, targeted)

@@ -1,0 +1,110 @@
+"""Parameter tables of the framework comparison: how our hyperparameters map to ART and Foolbox.
+
+Pure data (shown in reports), so it reads without either framework installed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+@dataclass(frozen=True)
+class ParamMapping:
+    """How one of our parameters is expressed in another framework.
+
+    Attributes:
+        ours: our parameter name (or "eps", "norm", "targeted").
+        theirs: the framework's parameter name, None when there is no equivalent.
+        match: "exact", "approximate" or "none".
+        note: what differs, e.g. how a budget is converted.
+    """
+
+    ours: str
+    theirs: str | None
+    match: str
+    note: str = ""
+
+
+# The class that implements each (attack, norm) in each framework.
+CLASSES: dict[str, dict[str, dict[str, str]]] = {
+    "art": {"fgsm": {"linf": "FastGradientMethod", "l2": "FastGradientMethod"},
+            "pgd": {"linf": "ProjectedGradientDescentPyTorch", "l2": "ProjectedGradientDescentPyTorch"},
+            "deepfool": {"l2": "DeepFool"}, "cw": {"l2": "CarliniL2Method"}, "boundary": {"l2": "BoundaryAttack"}},
+    "foolbox": {"fgsm": {"linf": "LinfFastGradientAttack", "l2": "L2FastGradientAttack"},
+                "pgd": {"linf": "LinfPGD", "l2": "L2PGD"},
+                "deepfool": {"linf": "LinfDeepFoolAttack", "l2": "L2DeepFoolAttack"},
+                "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"}},
+}
+
+_E, _A, _N = "exact", "approximate", "none"
+_CE = "cross-entropy only: loss='margin' is refused"
+_FREE = "minimization attack: the raw output is returned, not restricted to eps"
+_LAST = "{} returns the last iterate, ours the first misclassified one"
+_FB_TARGET = ("targeted", "criterion=TargetedMisclassification", _E, "")
+_ART_LOSS = ("loss", "loss (of PyTorchClassifier)", _E, _CE)
+Row = tuple[str, str | None, str, str]
+ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the norm row is added by mapping()
+    "art": {
+        "fgsm": [("eps", "eps", _E, ""), _ART_LOSS, ("targeted", "targeted", _E, "")],
+        "pgd": [
+            ("eps", "eps", _E, ""), ("steps", "max_iter", _E, _LAST.format("ART")),
+            ("step_size", "eps_step", _E, "None -> 2.5 * eps / steps"),
+            ("random_start", "num_random_init", _E, "True -> 1, False -> 0"),
+            ("restarts", "num_random_init", _A, "num_random_init = restarts with random_start, else ART runs once"),
+            _ART_LOSS, ("targeted", "targeted", _E, "")],
+        "deepfool": [
+            ("steps", "max_iter", _E, ""),
+            ("overshoot", "epsilon", _A, "ART scales the perturbation by 1 + epsilon once at the end; ours and "
+             "Foolbox at every step"),
+            ("candidates", "nb_grads", _A, "ART uses the union over the batch of each sample's top nb_grads "
+             "classes at x; ours each sample's own, its label first"),
+            ("eps", None, _N, "no budget in ART: " + _FREE), ("targeted", None, _N, "untargeted only")],
+        "cw": [
+            ("steps", "max_iter", _E, ""), ("binary_search_steps", "binary_search_steps", _E, ""),
+            ("lr", "learning_rate", _A, "ART: gradient descent with a halving/doubling line search; ours: Adam"),
+            ("initial_const", "initial_const", _E, ""), ("confidence", "confidence", _E, ""),
+            ("abort_early", None, _N, "ART has no early abort"), ("eps", None, _N, "no budget in ART: " + _FREE),
+            ("targeted", "targeted", _E, "")],
+        "boundary": [
+            ("max_queries", "max_iter", _A, "budget: max_iter = max_queries / 40 (an iteration costs at least 21 "
+             "queries per sample: 20 orthogonal candidates, then steps towards x)"),
+            ("spherical_step", "delta", _E, ""), ("source_step", "epsilon", _E, ""),
+            ("step_adaptation", "step_adapt", _A, "step_adapt = 1 / step_adaptation; ART adapts after every trial "
+             "of 20 candidates, ours from running success rates"),
+            ("init_draws", "init_size", _E, ""), ("init_steps", None, _N, "ART starts from the noise itself"),
+            ("init_bisections", None, _N, "ART starts from the noise itself"),
+            ("starting_points", "x_adv_init (generate)", _E, ""), ("eps", None, _N, "no budget in ART: " + _FREE),
+            ("targeted", "targeted", _E, "set explicitly: ART's default is targeted=True")],
+    },
+    "foolbox": {
+        "fgsm": [("eps", "epsilons", _E, "the clipped output is returned"),
+                 ("loss", "cross-entropy (built in)", _E, _CE),
+                 ("targeted", None, _N, "untargeted only: Foolbox's FGSM rejects a targeted criterion "
+                  "(its targeted PGD with steps=1, step_size=eps takes the same step)")],
+        "pgd": [
+            ("eps", "epsilons", _E, "the clipped output is returned"), ("steps", "steps", _E, _LAST.format("Foolbox")),
+            ("step_size", "abs_stepsize", _E, "None -> 2.5 * eps / steps"), ("random_start", "random_start", _E, ""),
+            ("restarts", None, _N, "Foolbox has no restarts: runs once"),
+            ("loss", "cross-entropy (built in)", _E, _CE), _FB_TARGET],
+        "deepfool": [
+            ("steps", "steps", _E, ""), ("overshoot", "overshoot", _E, ""), ("candidates", "candidates", _E, ""),
+            ("eps", "epsilons", _A, _FREE), ("targeted", None, _N, "untargeted only")],
+        "cw": [
+            ("steps", "steps", _E, ""), ("lr", "stepsize", _E, ""),
+            ("binary_search_steps", "binary_search_steps", _E, ""), ("initial_const", "initial_const", _E, ""),
+            ("confidence", "confidence", _E, ""), ("abort_early", "abort_early", _E, ""),
+            ("eps", "epsilons", _A, _FREE + "; failures (all-zero images) come back as x"), _FB_TARGET],
+        "boundary": [
+            ("max_queries", "steps", _A, "budget: steps = (max_queries - init_steps - 4) / 1.1 (1.1 queries a step, "
+             "init_steps + 2 for the start, 2 checks); extra noise draws come on top"),
+            ("spherical_step", "spherical_step", _E, ""), ("source_step", "source_step", _E, ""),
+            ("step_adaptation", "step_adaptation", _E, ""),
+            ("init_draws", "directions (LinearSearchBlendedUniformNoiseAttack)", _A,
+             "noise is drawn for the whole batch until every sample has an adversarial one"),
+            ("init_steps", "steps (LinearSearchBlendedUniformNoiseAttack)", _A, "linear search only"),
+            ("init_bisections", None, _N, "Foolbox's start has no bisection"),
+            ("starting_points", "starting_points", _A, "Foolbox refuses unless every starting point is adversarial; "
+             "ours and ART fall back to noise per sample"), ("eps", "epsilons", _A, _FREE), _FB_TARGET],
+    },
+}
+
+EXACT, APPROXIMATE, NONE = _E, _A, _N
