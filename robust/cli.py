@@ -243,8 +243,11 @@ def _out_dir(out: str | None, model_name: str, force: bool) -> Path:
 def list_command(what: str) -> None:
     """List installed attacks or defenses, zoo models, or built-in datasets."""
     with user_errors():
-        for name, text in _listing(what).items():
+        listing = _listing(what)
+        for name, text in listing.items():
             click.echo(f"{name:<12} {text}" if text else name)
+        if not listing:
+            click.echo(f"no {what} installed")
 
 
 def _listing(what: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from robust.attack import Attack, AttackResult
 from robust.errors import RobustError
+from robust.memory import PeakMemory
 from robust.model import Classifier, resolve_device
 from robust.registry import create_attack
 from robust.result import AttackSummary, Evaluation
@@ -148,17 +149,15 @@ def _run_attack(
     idx = pool.nonzero().flatten()
     outcome = Distances.empty(len(y))
     seconds, fwd, bwd, violations = 0.0, 0, 0, 0
-    if clf.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(clf.device)
-    base = torch.cuda.memory_allocated(clf.device) if clf.device.type == "cuda" else 0
     batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
-    for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
-        res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
-        hit = res.success.cpu()
-        outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
-        outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
-        seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
-        violations += res.violations
+    with PeakMemory(clf.device) as memory:
+        for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
+            res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
+            hit = res.success.cpu()
+            outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
+            outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
+            seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
+            violations += res.violations
     broken = int(outcome.within(eps, norm).sum())
     hits = ~torch.isnan(outcome.l2)
     summary = AttackSummary(
@@ -167,7 +166,7 @@ def _run_attack(
         median_linf=_median(outcome.linf[hits]), seconds=seconds, forward_passes=fwd, backward_passes=bwd,
         attacked=len(idx), broken=broken, violations=violations, mean_l2=_mean(outcome.l2[hits]),
         mean_linf=_mean(outcome.linf[hits]),
-        peak_memory_mb=(torch.cuda.max_memory_allocated(clf.device) - base) / 2**20 if clf.device.type == "cuda" else None,
+        peak_memory_mb=memory.mib,
     )
     log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
     return summary, outcome

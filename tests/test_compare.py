@@ -33,6 +33,8 @@ def test_pgd_agrees_across_frameworks(zoo_cnn: robust.Classifier, points: Any) -
     assert 0.05 < accuracy["robust"] < result.clean_accuracy, "eps must leave something to compare"
     assert max(accuracy.values()) - min(accuracy.values()) <= 0.01, accuracy
     assert all(a.violations == 0 for a in result.attacks)
+    if Path("/proc/self/clear_refs").exists():
+        assert all(a.peak_memory_mb is not None and a.peak_memory_mb >= 0 for a in result.attacks)
     assert result.comparison is not None
     assert {(g["a"], g["b"]) for g in result.comparison["agreement"]} == {("robust", "art"), ("robust", "foolbox"), ("art", "foolbox")}
     for g in result.comparison["agreement"]:
