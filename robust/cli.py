@@ -174,9 +174,12 @@ def _write(result: Any, out_dir: Path) -> None:
 @run_options(["pgd"])
 @click.option("--framework", type=click.Choice(["robust", "art", "foolbox"]), default="robust", show_default=True,
               help="Whose implementation of the attacks to run; every output is verified by robust.")
+@click.option("--checks/--no-checks", default=True, show_default=True,
+              help="Sanity checks that flag an unreliable evaluation (cheap extra attacks on a subset).")
+@click.option("--strict", is_flag=True, help="Exit with code 3 when any check fails.")
 def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
              eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
-             force: bool, progress: bool | None, framework: str) -> None:
+             force: bool, progress: bool | None, framework: str, checks: bool, strict: bool) -> None:
     """Evaluate a model's robustness: clean pass, then the attacks as a cascade."""
     with user_errors():
         run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
@@ -190,10 +193,16 @@ def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...]
         data = load_dataset(dataset, n=n)
         model = load_model(model_name, weights=weights, device=device)
         result = run_evaluation(model, (data.x, data.y), attacks, eps=run.eps, norm=norm, batch_size=batch_size,
-                                seed=seed, progress=run.progress, command=run.command)
+                                seed=seed, progress=run.progress, command=run.command, checks=checks)
         result.dataset = data.name
         click.echo(result.table())
+        for flag in result.checks:
+            if flag["status"] != "pass":
+                click.echo(f"{flag['status']}: {flag['id']}: {flag['message']} (see {flag['link']})")
         _write(result, run.out_dir)
+    if strict and any(flag["status"] == "fail" for flag in result.checks):
+        click.echo("a check failed: exiting with code 3 (--strict)", err=True)
+        sys.exit(3)
 
 
 @main.command()

@@ -42,6 +42,7 @@ def evaluate(
     cascade: bool = True,
     progress: bool = False,
     command: str | None = None,
+    checks: bool = False,
 ) -> Evaluation:
     """Measure clean and robust accuracy of ``model`` on ``data`` under ``attacks``.
 
@@ -60,18 +61,19 @@ def evaluate(
             every correctly classified point, for per-attack numbers.
         progress: show progress bars.
         command: the command line to record in the result.
+        checks: run the sanity checks of :mod:`robust.checks` (extra attack runs on a subset).
 
     Returns:
         An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
     return run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
-                          cascade=cascade, progress=progress, command=command)[0]
+                          cascade=cascade, progress=progress, command=command, checks=checks)[0]
 
 
 def run_evaluation(
     model: nn.Module | str, data: Data | str, attacks: Sequence[str | Attack] | str | Attack, *, eps: float,
     norm: str = "linf", batch_size: int = 256, device: str | torch.device | None = None, seed: int = 0,
-    cascade: bool = True, progress: bool = False, command: str | None = None,
+    cascade: bool = True, progress: bool = False, command: str | None = None, checks: bool = False,
 ) -> tuple[Evaluation, list[torch.Tensor]]:
     """:func:`evaluate`, also returning per attack the mask of points it broke within eps."""
     clf = _classifier(model, device)
@@ -104,11 +106,17 @@ def run_evaluation(
         robust &= ~newly
         summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
         summaries.append(summary)
+    flags = []
+    if checks:
+        from robust.checks import run_checks
+
+        flags = run_checks(clf, x[correct], y[correct], eps=eps, norm=norm, seed=seed, attacks=runs,
+                           broken_by=[b for b, c in zip(broken_by, correct.tolist()) if c])
     return Evaluation(
         model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
         clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
         attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
-        environment=environment(clf.device, command),
+        environment=environment(clf.device, command), checks=flags,
     ), masks
 
 

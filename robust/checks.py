@@ -1,0 +1,139 @@
+"""Sanity checks that flag an unreliable evaluation.
+
+After Carlini et al. 2019 ("On Evaluating Adversarial Robustness", arXiv:1902.06705),
+AutoAttack's flags and Pintor et al. 2022 ("Indicators of Attack Failure"). Checks that need
+extra attack runs use cheap variants on a subset of at most ``SUBSET`` correctly classified
+points, and say so. Each check returns ``{"id", "status", "message", "link"}`` with status
+``pass``, ``warn`` or ``fail``; ``docs/checks.md`` explains them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from robust.attack import Attack
+from robust.model import Classifier
+from robust.registry import create_attack
+
+SUBSET = 64
+
+
+@dataclass
+class Context:
+    """What the checks look at: the model, a subset of correctly classified points, the threat model."""
+
+    model: Classifier
+    x: torch.Tensor
+    y: torch.Tensor
+    eps: float
+    norm: str
+    seed: int
+    attacks: list[Attack]
+    broken_by: list[str | None]
+
+
+def _result(check_id: str, status: str, message: str) -> dict[str, Any]:
+    return {"id": check_id, "status": status, "message": message, "link": f"docs/checks.md#{check_id}"}
+
+
+def _robust_acc(ctx: Context, attack: Attack, eps: float) -> float:
+    res = attack(ctx.model, ctx.x, ctx.y, eps=eps, seed=ctx.seed)
+    return float((~res.success).float().mean())
+
+
+def _pgd(ctx: Context, **params: Any) -> Attack:
+    return create_attack("pgd", norm=ctx.norm, **params)
+
+
+def iterative_beats_single_step(ctx: Context) -> dict[str, Any]:
+    fgsm = _robust_acc(ctx, create_attack("fgsm", norm=ctx.norm), ctx.eps)
+    pgd = _robust_acc(ctx, _pgd(ctx, steps=20), ctx.eps)
+    status = "fail" if pgd > fgsm + 0.02 else "pass"
+    return _result("iterative-vs-single-step", status,
+                   f"on {len(ctx.x)} points: FGSM leaves {fgsm:.1%}, PGD-20 leaves {pgd:.1%} robust")
+
+
+def more_steps_and_restarts(ctx: Context) -> dict[str, Any]:
+    base = _robust_acc(ctx, _pgd(ctx, steps=20), ctx.eps)
+    strong = _robust_acc(ctx, _pgd(ctx, steps=40, restarts=2), ctx.eps)
+    drop = base - strong
+    status = "warn" if drop > 0.05 else "pass"
+    return _result("more-steps", status, f"on {len(ctx.x)} points: PGD-20 {base:.1%}, PGD-40 with 2 restarts "
+                   f"{strong:.1%} robust (a drop of {drop:.1%}; more than 5 points means the attack had not converged)")
+
+
+def eps_sweep(ctx: Context) -> dict[str, Any]:
+    lo, hi = ctx.model.bounds
+    large = (hi - lo) if ctx.norm == "linf" else (hi - lo) * ctx.x[0].numel() ** 0.5
+    levels = [ctx.eps / 2, ctx.eps, min(2 * ctx.eps, large), large]
+    accs = [_robust_acc(ctx, _pgd(ctx, steps=20), e) for e in levels]
+    rising = any(b > a + 0.02 for a, b in zip(accs, accs[1:]))
+    chance = 1.0 / max(int(ctx.model.num_classes or 2), 2)
+    text = ", ".join(f"eps {e:.3g}: {a:.1%}" for e, a in zip(levels, accs))
+    status = "fail" if rising or accs[-1] > chance else "pass"
+    return _result("eps-sweep", status, f"PGD-20 on {len(ctx.x)} points: {text}; robust accuracy must not rise "
+                   f"with eps and must fall to chance ({chance:.0%}) or below at the largest")
+
+
+def gradients(ctx: Context) -> dict[str, Any]:
+    x = ctx.x.clone().requires_grad_(True)
+    with ctx.model.evaluating():
+        loss = F.cross_entropy(ctx.model(x), ctx.y, reduction="sum")
+    grad, = torch.autograd.grad(loss, x)
+    flat = grad.flatten(1)
+    bad = ~torch.isfinite(flat).all(dim=1)
+    zero = (flat.abs().amax(dim=1) == 0) & ~bad
+    share_bad, share_zero = float(bad.float().mean()), float(zero.float().mean())
+    status = "fail" if share_bad > 0 or share_zero > 0.5 else "warn" if share_zero > 0.1 else "pass"
+    return _result("gradients", status, f"{share_zero:.1%} of {len(x)} points have an all-zero input gradient, "
+                   f"{share_bad:.1%} a NaN or infinite one")
+
+
+@torch.no_grad()
+def randomized_forward(ctx: Context) -> dict[str, Any]:
+    with ctx.model.evaluating():
+        first, second = ctx.model(ctx.x), ctx.model(ctx.x)
+    gap = float((first - second).abs().max())
+    status = "fail" if gap > 1e-4 * max(1.0, float(first.abs().max())) else "pass"
+    return _result("randomized-forward", status, f"two identical forward passes differ by up to {gap:.3g} in the logits")
+
+
+@torch.no_grad()
+def probabilities(ctx: Context) -> dict[str, Any]:
+    with ctx.model.evaluating():
+        out = ctx.model(ctx.x)
+    looks = bool((out >= 0).all()) and bool(torch.allclose(out.sum(1), torch.ones(len(out), device=out.device), atol=1e-3))
+    return _result("probabilities", "fail" if looks else "pass",
+                   "outputs are non-negative and sum to 1: the model returns probabilities, not logits" if looks
+                   else "outputs look like logits")
+
+
+def decision_beats_gradient(ctx: Context) -> dict[str, Any]:
+    decision = {a.name for a in ctx.attacks if a.name == "boundary"}
+    if not decision:
+        return _result("decision-vs-gradient", "pass", "no decision-based attack in this evaluation: not applicable")
+    only = sum(1 for b in ctx.broken_by if b in decision)
+    status = "warn" if only > 0 else "pass"
+    return _result("decision-vs-gradient", status,
+                   f"the decision-based attack broke {only} point(s) that every gradient attack before it missed")
+
+
+CHECKS: list[Callable[[Context], dict[str, Any]]] = [
+    iterative_beats_single_step, more_steps_and_restarts, eps_sweep, gradients, randomized_forward,
+    probabilities, decision_beats_gradient,
+]
+
+
+def run_checks(model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, seed: int,
+               attacks: list[Attack], broken_by: list[str | None]) -> list[dict[str, Any]]:
+    """Run every check on the first ``SUBSET`` points of ``x`` (correctly classified ones)."""
+    device = model.device
+    ctx = Context(model, x[:SUBSET].to(device), y[:SUBSET].to(device), eps, norm, seed, attacks, broken_by)
+    if len(ctx.x) == 0:
+        return [_result("no-points", "warn", "no correctly classified points: nothing to check")]
+    return [check(ctx) for check in CHECKS]
