@@ -44,3 +44,18 @@ def test_report_from_json_alone(tmp_path: Path, digits_model: robust.Classifier,
     result = small_result(digits_model, digits)
     path = result.to_json(tmp_path / "result.json")
     assert robust.load_result(path).to_html(tmp_path / "a.html").read_text() == render(result.to_dict())
+
+
+def test_curves_from_minimal_distances(tmp_path: Path, zoo_cnn: robust.Classifier, mnist500: Any) -> None:
+    result = robust.evaluate(zoo_cnn, (mnist500.x[:60], mnist500.y[:60]), ["deepfool"], eps=1.5, norm="l2")
+    html = result.to_html(tmp_path / "r.html").read_text()
+    assert 'id="curves"' in html and html.count("<svg") == 2
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+    assert render(result.to_dict()) == html, "the same JSON must give the same HTML"
+    assert (tmp_path / "r.html").stat().st_mode & 0o044, "reports are readable by others (they are meant to be sent)"
+
+
+def test_no_curves_without_successes(digits_model: robust.Classifier, digits: Any) -> None:
+    result = robust.evaluate(digits_model, (digits.x[:20], digits.y[:20]), ["fgsm"], eps=0.0)
+    html = render(result.to_dict())
+    assert 'id="curves"' not in html and "<svg" not in html

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import jinja2
+import markupsafe
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("robust", "report/templates"),
@@ -28,8 +29,13 @@ _ENV.filters["num"] = _num
 
 
 def render(result: dict[str, Any]) -> str:
-    """Render the self-contained HTML report (inline CSS, no scripts, no network) of a result dict."""
-    return _ENV.get_template("report.html.j2").render(r=result)
+    """Render the self-contained HTML report (inline CSS and SVG, no scripts, no network) of a result dict."""
+    from robust.report import plots
+
+    figures = {"curve": plots.robustness_curve(result), "histogram": plots.distance_histogram(result)}
+    # The SVGs are drawn by matplotlib from numbers alone (no user text), so they are safe to inline.
+    safe = {k: markupsafe.Markup(v) if v else None for k, v in figures.items()}
+    return _ENV.get_template("report.html.j2").render(r=result, fig=safe)
 
 
 def render_session(records: list[dict[str, Any]]) -> str:

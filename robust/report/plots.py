@@ -1,0 +1,72 @@
+"""Figures for the report, rendered by matplotlib to inline SVG from the result JSON alone."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import numpy as np
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]  # drop the XML prologue and doctype: the SVG sits inside HTML
+
+
+def _figure() -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    matplotlib.rcParams["svg.hashsalt"] = "robust"  # stable ids, so the same JSON gives the same HTML
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, and selectable
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.4, 3.2), dpi=100)
+
+
+def _distances(result: dict[str, Any]) -> tuple[np.ndarray, int]:
+    """Smallest perturbation found per correctly classified sample (inf where none), and n."""
+    key = result["norm"]
+    found = [s[key] if s[key] is not None else math.inf
+             for s in result["samples"] if s["label"] == s["clean_prediction"]]
+    return np.asarray(found, dtype=float), len(result["samples"])
+
+
+def robustness_curve(result: dict[str, Any]) -> str | None:
+    """Worst-case robust accuracy against eps, from the smallest perturbation found per sample."""
+    found, n = _distances(result)
+    if n == 0 or not np.isfinite(found).any():
+        return None
+    top = max(float(result["eps"]), float(found[np.isfinite(found)].max())) * 1.05
+    grid = np.linspace(0.0, top, 200)
+    accuracy = [(found > e).sum() / n for e in grid]
+    fig, ax = _figure()
+    ax.plot(grid, accuracy, color="#0b5cad", label="worst case over the attacks")
+    ax.axvline(float(result["eps"]), color="#9a6700", linestyle="--", label=f"evaluated eps = {result['eps']:.4g}")
+    ax.set_xlabel(f"eps ({result['norm']}, input space)")
+    ax.set_ylabel("robust accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", frameon=False)
+    return _svg(fig)
+
+
+def distance_histogram(result: dict[str, Any]) -> str | None:
+    """Distribution of the smallest perturbations found."""
+    found, _ = _distances(result)
+    finite = found[np.isfinite(found)]
+    if len(finite) == 0:
+        return None
+    fig, ax = _figure()
+    ax.hist(finite, bins=min(30, max(5, len(finite) // 4)), color="#0b5cad", alpha=0.85)
+    ax.axvline(float(result["eps"]), color="#9a6700", linestyle="--")
+    ax.set_xlabel(f"smallest {result['norm']} perturbation found")
+    ax.set_ylabel("samples")
+    ax.grid(alpha=0.3)
+    return _svg(fig)
