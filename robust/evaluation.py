@@ -10,7 +10,7 @@ import logging
 import platform
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from robust.attack import Attack, AttackResult
 from robust.errors import RobustError
+from robust.examples import EXAMPLES, build_examples
 from robust.memory import PeakMemory
 from robust.model import Classifier, resolve_device
 from robust.registry import create_attack
@@ -94,6 +95,7 @@ def run_evaluation(
     broken_by: list[str | None] = [None] * len(y)
     found = Distances.empty(len(y))
     summaries, masks = [], []
+    picks: dict[int, tuple[str, torch.Tensor]] = {}
     for i, attack in enumerate(runs):
         pool = robust if cascade else correct
         summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
@@ -102,6 +104,8 @@ def run_evaluation(
         label = attack.name if attack.framework == "robust" else f"{attack.name} ({attack.framework})"
         for j in (newly & robust).nonzero().flatten().tolist():
             broken_by[j] = label
+            if j in outcome.kept and len(picks) < EXAMPLES:
+                picks[j] = (label, outcome.kept[j])
         found.keep_smaller(outcome)
         robust &= ~newly
         summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
@@ -116,7 +120,7 @@ def run_evaluation(
         model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
         clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
         attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
-        environment=environment(clf.device, command), checks=flags,
+        environment=environment(clf.device, command), checks=flags, examples=build_examples(clf, x, y, picks),
     ), masks
 
 
@@ -126,6 +130,7 @@ class Distances:
 
     l2: torch.Tensor
     linf: torch.Tensor
+    kept: dict[int, torch.Tensor] = field(default_factory=dict)  # a few adversarial inputs, for the report
 
     @classmethod
     def empty(cls, n: int) -> Distances:
@@ -164,6 +169,9 @@ def _run_attack(
             hit = res.success.cpu()
             outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
             outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
+            keep = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
+            for pos in keep[:max(EXAMPLES - len(outcome.kept), 0)].tolist():
+                outcome.kept[int(part[pos])] = res.x_adv[pos].cpu()
             seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
             violations += res.violations
     broken = int(outcome.within(eps, norm).sum())

@@ -60,6 +60,7 @@ class Evaluation:
     environment: dict[str, Any] = field(default_factory=dict)
     cascade: bool = True
     comparison: dict[str, Any] | None = None
+    examples: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,51 @@
+"""A few adversarial examples for the report: images as PNG data, labels and confidences."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import torch
+
+from robust.model import Classifier
+
+EXAMPLES = 8
+
+
+def build_examples(model: Classifier, x: torch.Tensor, y: torch.Tensor,
+                   picks: dict[int, tuple[str, torch.Tensor]]) -> list[dict[str, Any]]:
+    """Clean image, adversarial image and amplified perturbation of each picked sample.
+
+    Args:
+        model: the evaluated classifier (re-run here for predictions and confidences).
+        x: all clean inputs (N, C, H, W); y: their labels.
+        picks: sample index -> (name of the attack that broke it, its adversarial input).
+    """
+    if not picks:
+        return []
+    index = sorted(picks)
+    clean = x[index].to(model.device)
+    adv = torch.stack([picks[i][1] for i in index]).to(model.device)
+    with torch.no_grad(), model.evaluating():
+        p_clean, p_adv = model(clean).softmax(1), model(adv).softmax(1)
+    lo, hi = model.bounds
+    delta = adv - clean
+    scale = delta.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return [
+        {"index": i, "attack": picks[i][0], "label": int(y[i]),
+         "clean_prediction": int(p_clean[k].argmax()), "clean_confidence": round(float(p_clean[k].max()), 4),
+         "adversarial_prediction": int(p_adv[k].argmax()), "adversarial_confidence": round(float(p_adv[k].max()), 4),
+         "clean_png": _png((clean[k] - lo) / (hi - lo)), "adversarial_png": _png((adv[k] - lo) / (hi - lo)),
+         "perturbation_png": _png(0.5 + 0.5 * delta[k] / scale[k])}
+        for k, i in enumerate(index)
+    ]
+
+
+def _png(image: torch.Tensor) -> str | None:
+    """Base64 PNG of a (C, H, W) image in [0, 1]; None for shapes PNG cannot hold."""
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        return None
+    from torchvision.io import encode_png
+
+    data = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    return base64.b64encode(bytes(encode_png(data).numpy())).decode("ascii")
