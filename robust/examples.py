@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from typing import Any
 
 import torch
@@ -45,7 +46,9 @@ def _png(image: torch.Tensor) -> str | None:
     """Base64 PNG of a (C, H, W) image in [0, 1]; None for shapes PNG cannot hold."""
     if image.ndim != 3 or image.shape[0] not in (1, 3):
         return None
-    from torchvision.io import encode_png
+    from PIL import Image
 
-    data = (image.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    return base64.b64encode(bytes(encode_png(data).numpy())).decode("ascii")
+    data = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(data[:, :, 0] if data.shape[2] == 1 else data).save(buffer, format="PNG", optimize=True)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
