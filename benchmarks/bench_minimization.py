@@ -51,7 +51,7 @@ from torch import nn
 import robust
 from common import (
     setup_device,
-    describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, pick_device, time_interleaved,
+    describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, time_interleaved,
     verify_minimization, write_results,
 )
 

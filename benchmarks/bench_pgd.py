@@ -43,7 +43,7 @@ import robust
 from common import (
     setup_device,
     describe, device_info, fmt_bytes, fmt_seconds, markdown_table, median, memory_method, paired_ratios, peak_memory,
-    pick_device, prepare_cpu_memory, time_interleaved, verify, write_results,
+    prepare_cpu_memory, time_interleaved, verify, write_results,
 )
 
 log = logging.getLogger("bench_pgd")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, final
 
@@ -284,5 +283,3 @@ def _now(device: torch.device) -> float:
         torch.cuda.synchronize(device)
     return time.perf_counter()
 
-
-AttackFactory = Callable[..., Attack]

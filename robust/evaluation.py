@@ -79,7 +79,7 @@ def run_evaluation(
     """:func:`evaluate`, also returning per attack the mask of points it broke within eps."""
     clf = _classifier(model, device)
     x, y, dataset_name = collect(data)
-    _check_settings(eps, norm, batch_size, x)
+    _check_settings(eps, norm, batch_size)
     runs = [_resolve_attack(a, norm) for a in ([attacks] if isinstance(attacks, (str, Attack)) else attacks)]
     clf.check_inputs(x)
     try:
@@ -222,8 +222,8 @@ def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     return x.detach().cpu(), y.detach().cpu().long()
 
 
-def _check_settings(eps: float, norm: str, batch_size: int, x: torch.Tensor) -> None:
-    if not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
+def _check_settings(eps: float, norm: str, batch_size: int) -> None:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf"):
         raise RobustError(f"eps must be a finite number >= 0, got {eps!r}")
     if norm not in ("linf", "l2"):
         raise RobustError(f"norm must be linf or l2, got {norm!r}")
