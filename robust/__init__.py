@@ -23,6 +23,8 @@ _LAZY = {
     "create_attack": "robust.registry",
     "list_attacks": "robust.registry",
     "list_defenses": "robust.registry",
+    "create_defense": "robust.registry",
+    "Defense": "robust.defense",
     "evaluate": "robust.evaluation",
     "Evaluation": "robust.result",
     "load_result": "robust.result",

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from robust.attack import Attack
+from robust.defense import defense_chain
 from robust.model import Classifier
 from robust.registry import create_attack
 
@@ -99,8 +100,14 @@ def randomized_forward(ctx: Context) -> dict[str, Any]:
     with ctx.model.evaluating():
         first, second = ctx.model(ctx.x), ctx.model(ctx.x)
     gap = float((first - second).abs().max())
-    status = "fail" if gap > 1e-4 * max(1.0, float(first.abs().max())) else "pass"
-    return _result("randomized-forward", status, f"two identical forward passes differ by up to {gap:.3g} in the logits")
+    message = f"two identical forward passes differ by up to {gap:.3g} in the logits"
+    if gap <= 1e-4 * max(1.0, float(first.abs().max())):
+        return _result("randomized-forward", "pass", message)
+    eot = [d for d in defense_chain(ctx.model) if d.randomized and d.gradient == "eot"]
+    if eot:
+        return _result("randomized-forward", "pass", f"{message}; the randomized defense {eot[0].name} is attacked "
+                       f"with EOT over {eot[0].eot_samples} draws")
+    return _result("randomized-forward", "fail", message + ": attacks need EOT (average gradients over draws)")
 
 
 @torch.no_grad()
@@ -123,9 +130,25 @@ def decision_beats_gradient(ctx: Context) -> dict[str, Any]:
                    f"the decision-based attack broke {only} point(s) that every gradient attack before it missed")
 
 
+def defense_gradients(ctx: Context) -> dict[str, Any]:
+    chain = defense_chain(ctx.model)
+    if not chain:
+        return _result("defense-gradients", "pass", "no preprocessing defense in this evaluation: not applicable")
+    naive = [d.name for d in chain if not d.differentiable and d.gradient == "exact"]
+    no_eot = [d.name for d in chain if d.randomized and d.gradient != "eot"]
+    modes = ", ".join(f"{d.name}: {d.gradient}" for d in chain)
+    if naive or no_eot:
+        what = "; ".join(filter(None, [
+            f"non-differentiable {', '.join(naive)} attacked through its true gradients (no BPDA)" if naive else "",
+            f"randomized {', '.join(no_eot)} attacked without EOT" if no_eot else ""]))
+        return _result("defense-gradients", "fail", f"{what} ({modes}): this robust accuracy is an upper bound "
+                       "that an adaptive attacker can lower")
+    return _result("defense-gradients", "pass", f"every defense is attacked adaptively ({modes})")
+
+
 CHECKS: list[Callable[[Context], dict[str, Any]]] = [
     iterative_beats_single_step, more_steps_and_restarts, eps_sweep, gradients, randomized_forward,
-    probabilities, decision_beats_gradient,
+    probabilities, decision_beats_gradient, defense_gradients,
 ]
 
 

@@ -177,9 +177,17 @@ def _write(result: Any, out_dir: Path) -> None:
 @click.option("--checks/--no-checks", default=True, show_default=True,
               help="Sanity checks that flag an unreliable evaluation (cheap extra attacks on a subset).")
 @click.option("--strict", is_flag=True, help="Exit with code 3 when any check fails.")
+@click.option("--defense", "defense_specs", multiple=True,
+              help="Preprocessing defense NAME[:k=v,...], e.g. jpeg:quality=50; repeatable, applied in order. "
+                   "gradient=bpda|approx|exact|eot sets the gradients attacks see [default: the defense's adaptive mode].")
+@click.option("--naive", is_flag=True, help="Also attack the defenses through their true gradients, to show what a "
+              "naive evaluation would report.")
+@click.option("--detector", "detector_spec", help="Measure a detector, e.g. feature-squeezing:bit_depth=1 "
+              "(calibrated on clean images of the dataset's train split).")
 def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
              eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
-             force: bool, progress: bool | None, framework: str, checks: bool, strict: bool) -> None:
+             force: bool, progress: bool | None, framework: str, checks: bool, strict: bool,
+             defense_specs: tuple[str, ...], naive: bool, detector_spec: str | None) -> None:
     """Evaluate a model's robustness: clean pass, then the attacks as a cascade."""
     with user_errors():
         run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
@@ -190,12 +198,17 @@ def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...]
         from robust.evaluation import evaluate as run_evaluation
         from robust.loaders import load_model
 
+        from robust.cli_defense import apply_defenses, calibrated_detector, echo_defenses
+
         data = load_dataset(dataset, n=n)
-        model = load_model(model_name, weights=weights, device=device)
+        model = apply_defenses(load_model(model_name, weights=weights, device=device), defense_specs, naive)
+        detector = calibrated_detector(detector_spec, model, dataset)
         result = run_evaluation(model, (data.x, data.y), attacks, eps=run.eps, norm=norm, batch_size=batch_size,
-                                seed=seed, progress=run.progress, command=run.command, checks=checks)
+                                seed=seed, progress=run.progress, command=run.command, checks=checks, naive=naive,
+                                detector=detector)
         result.dataset = data.name
         click.echo(result.table())
+        echo_defenses(result)
         for flag in result.checks:
             if flag["status"] != "pass":
                 click.echo(f"{flag['status']}: {flag['id']}: {flag['message']} (see {flag['link']})")
@@ -291,3 +304,6 @@ def report(result_path: str, output: str | None) -> None:
         raise UserError(f"{result_path} is not a robust result: {exc}") from exc
     target = Path(output) if output else Path(result_path).with_name("report.html")
     click.echo(f"wrote {result.to_html(target)}")
+
+
+from robust import cli_defense  # noqa: E402,F401  (registers `robust train` on the group)

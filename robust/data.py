@@ -13,15 +13,17 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from robust.errors import RobustError, suggest
 
 MNIST_CREDIT = "MNIST by Yann LeCun, Corinna Cortes and Christopher J.C. Burges, CC BY-SA 3.0"
 MNIST_ENV = "ROBUST_MNIST_DIR"
+Data = tuple[torch.Tensor, torch.Tensor] | Dataset[Any] | DataLoader[Any]
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".pgm", ".ppm", ".tif", ".tiff", ".webp"}
 
 
@@ -218,3 +220,35 @@ def list_datasets() -> dict[str, str]:
         "mnist": "official MNIST, 60k train / 10k test, 1x28x28 (" + MNIST_CREDIT + ")",
         "digits": "scikit-learn 8x8 digits, 1,297 train / 500 test, 1x8x8",
     }
+
+
+def collect(data: Data | str) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Gather ``data`` into CPU tensors ``x`` (N, ...) float and ``y`` (N,) long, plus a name."""
+    if isinstance(data, str):
+        data = load_dataset(data)
+    if isinstance(data, ArrayDataset):
+        return _check_xy(data.x, data.y) + (data.name,)
+    if isinstance(data, (tuple, list)):
+        if len(data) != 2 or not all(torch.is_tensor(t) for t in data):
+            raise RobustError("data given as a pair must be two tensors (x, y)")
+        return _check_xy(data[0], data[1]) + ("tensors",)
+    if not isinstance(data, (Dataset, DataLoader)):
+        raise RobustError(f"data must be (x, y) tensors, a Dataset, a DataLoader or a name, got {type(data).__name__}")
+    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=1024)
+    batches = [(b[0], torch.as_tensor(b[1])) for b in loader]
+    if not batches:
+        raise RobustError("the dataset is empty")
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    return _check_xy(x, y) + (str(getattr(loader.dataset, "name", type(loader.dataset).__name__)),)
+
+
+def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if len(x) == 0:
+        raise RobustError("the dataset is empty")
+    if len(x) != len(y):
+        raise RobustError(f"{len(x)} inputs but {len(y)} labels")
+    if not x.dtype.is_floating_point:
+        raise RobustError(f"inputs must be floating point, got {x.dtype}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
+        raise RobustError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
+    return x.detach().cpu(), y.detach().cpu().long()

@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from robust.attack import Attack, AttackResult
+from robust.data import Data, collect
+from robust.defense import defense_chain, naive_model
+from robust.detection import detection_summary
 from robust.errors import RobustError
 from robust.examples import EXAMPLES, build_examples
 from robust.memory import PeakMemory
@@ -27,7 +29,6 @@ from robust.registry import create_attack
 from robust.result import AttackSummary, Evaluation
 
 log = logging.getLogger(__name__)
-Data = tuple[torch.Tensor, torch.Tensor] | Dataset[Any] | DataLoader[Any]
 
 
 def evaluate(
@@ -44,6 +45,8 @@ def evaluate(
     progress: bool = False,
     command: str | None = None,
     checks: bool = False,
+    naive: bool = False,
+    detector: Any = None,
 ) -> Evaluation:
     """Measure clean and robust accuracy of ``model`` on ``data`` under ``attacks``.
 
@@ -63,18 +66,33 @@ def evaluate(
         progress: show progress bars.
         command: the command line to record in the result.
         checks: run the sanity checks of :mod:`robust.checks` (extra attack runs on a subset).
+        naive: for a defended model (``create_defense(...).wrap(model)``), also run the
+            attacks with every defense's true gradients and record that robust accuracy,
+            which shows how much robustness a naive evaluation would falsely report.
+        detector: a calibrated detector (``create_defense("feature-squeezing").detector(model)``);
+            the result records how often it flags the clean inputs and the adversarial examples found.
 
     Returns:
         An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
-    return run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
-                          cascade=cascade, progress=progress, command=command, checks=checks)[0]
+    result = run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
+                            cascade=cascade, progress=progress, command=command, checks=checks, detector=detector)[0]
+    if naive and isinstance(model, Classifier) and defense_chain(model):
+        other = run_evaluation(naive_model(model), data, attacks, eps=eps, norm=norm, batch_size=batch_size,
+                               seed=seed, cascade=cascade, progress=progress, command=command)[0]
+        result.naive = {
+            "robust_accuracy": other.robust_accuracy, "defenses": other.defenses,
+            "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy,
+                         "success_rate": a.success_rate} for a in other.attacks],
+        }
+    return result
 
 
 def run_evaluation(
     model: nn.Module | str, data: Data | str, attacks: Sequence[str | Attack] | str | Attack, *, eps: float,
     norm: str = "linf", batch_size: int = 256, device: str | torch.device | None = None, seed: int = 0,
     cascade: bool = True, progress: bool = False, command: str | None = None, checks: bool = False,
+    detector: Any = None,
 ) -> tuple[Evaluation, list[torch.Tensor]]:
     """:func:`evaluate`, also returning per attack the mask of points it broke within eps."""
     clf = _classifier(model, device)
@@ -96,16 +114,20 @@ def run_evaluation(
     found = Distances.empty(len(y))
     summaries, masks = [], []
     picks: dict[int, tuple[str, torch.Tensor]] = {}
+    adversarial: dict[int, torch.Tensor] = {}
+    keep = len(y) if detector is not None else EXAMPLES
     for i, attack in enumerate(runs):
         pool = robust if cascade else correct
-        summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress)
+        summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress, keep)
         newly = outcome.within(eps, norm)
         masks.append(newly)
         label = attack.name if attack.framework == "robust" else f"{attack.name} ({attack.framework})"
         for j in (newly & robust).nonzero().flatten().tolist():
             broken_by[j] = label
-            if j in outcome.kept and len(picks) < EXAMPLES:
-                picks[j] = (label, outcome.kept[j])
+            if j in outcome.kept:
+                adversarial[j] = outcome.kept[j]
+                if len(picks) < EXAMPLES:
+                    picks[j] = (label, outcome.kept[j])
         found.keep_smaller(outcome)
         robust &= ~newly
         summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
@@ -116,8 +138,12 @@ def run_evaluation(
 
         flags = run_checks(clf, x[correct], y[correct], eps=eps, norm=norm, seed=seed, attacks=runs,
                            broken_by=[b for b, c in zip(broken_by, correct.tolist()) if c])
+    detection = None
+    if detector is not None:
+        x_adv = torch.stack(list(adversarial.values())) if adversarial else x[:0]
+        detection = detection_summary(detector, x[correct], x_adv)
     return Evaluation(
-        model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
+        defenses=[d.describe() for d in defense_chain(clf)], detection=detection, model=clf.name, dataset=dataset_name, n=len(y), eps=float(eps), norm=norm, seed=seed,
         clean_accuracy=float(correct.float().mean()), robust_accuracy=float(robust.float().mean()),
         attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
         environment=environment(clf.device, command), checks=flags, examples=build_examples(clf, x, y, picks),
@@ -153,7 +179,7 @@ class Distances:
 
 def _run_attack(
     clf: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, pool: torch.Tensor, eps: float, norm: str,
-    batch_size: int, seed: int, progress: bool,
+    batch_size: int, seed: int, progress: bool, keep: int = EXAMPLES,
 ) -> tuple[AttackSummary, Distances]:
     """Run one attack on the points in ``pool``; return its summary and the perturbations it found.
 
@@ -169,8 +195,8 @@ def _run_attack(
             hit = res.success.cpu()
             outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
             outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
-            keep = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
-            for pos in keep[:max(EXAMPLES - len(outcome.kept), 0)].tolist():
+            inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
+            for pos in inside[:max(keep - len(outcome.kept), 0)].tolist():
                 outcome.kept[int(part[pos])] = res.x_adv[pos].cpu()
             seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
             violations += res.violations
@@ -186,40 +212,6 @@ def _run_attack(
     )
     log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
     return summary, outcome
-
-
-def collect(data: Data | str) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """Gather ``data`` into CPU tensors ``x`` (N, ...) float and ``y`` (N,) long, plus a name."""
-    from robust.data import ArrayDataset, load_dataset
-
-    if isinstance(data, str):
-        data = load_dataset(data)
-    if isinstance(data, ArrayDataset):
-        return _check_xy(data.x, data.y) + (data.name,)
-    if isinstance(data, (tuple, list)):
-        if len(data) != 2 or not all(torch.is_tensor(t) for t in data):
-            raise RobustError("data given as a pair must be two tensors (x, y)")
-        return _check_xy(data[0], data[1]) + ("tensors",)
-    if not isinstance(data, (Dataset, DataLoader)):
-        raise RobustError(f"data must be (x, y) tensors, a Dataset, a DataLoader or a name, got {type(data).__name__}")
-    loader = data if isinstance(data, DataLoader) else DataLoader(data, batch_size=1024)
-    batches = [(b[0], torch.as_tensor(b[1])) for b in loader]
-    if not batches:
-        raise RobustError("the dataset is empty")
-    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    return _check_xy(x, y) + (str(getattr(loader.dataset, "name", type(loader.dataset).__name__)),)
-
-
-def _check_xy(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if len(x) == 0:
-        raise RobustError("the dataset is empty")
-    if len(x) != len(y):
-        raise RobustError(f"{len(x)} inputs but {len(y)} labels")
-    if not x.dtype.is_floating_point:
-        raise RobustError(f"inputs must be floating point, got {x.dtype}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool or y.ndim != 1:
-        raise RobustError(f"labels must be a 1-d integer tensor, got {y.dtype} of shape {tuple(y.shape)}")
-    return x.detach().cpu(), y.detach().cpu().long()
 
 
 def _check_settings(eps: float, norm: str, batch_size: int) -> None:

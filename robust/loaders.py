@@ -37,6 +37,16 @@ def load_model(name: str, *, weights: str | None = None, device: str | torch.dev
     return clf
 
 
+def build_architecture(name: str) -> nn.Module:
+    """A freshly initialized network to train: a zoo architecture or ``package.module:attr``."""
+    if name in ZOO:
+        return ZOO[name].build()
+    if ":" in name:
+        return _from_import(name)
+    raise RobustError(f"unknown architecture {name!r}{suggest(name, ZOO)}; "
+                      f"use a zoo name ({', '.join(sorted(ZOO))}) or package.module:attr")
+
+
 def _build(name: str, weights: str | None) -> nn.Module:
     if ":" in name and not Path(name).exists():
         module = _from_import(name)

@@ -83,8 +83,8 @@ class Classifier(nn.Module):
         self._checked_outputs = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for ``x``; builds an autograd graph only when ``x`` requires one."""
-        with torch.set_grad_enabled(x.requires_grad and torch.is_grad_enabled()):
+        """Logits for ``x``; builds an autograd graph only when ``x`` needs one or the module trains."""
+        with torch.set_grad_enabled((x.requires_grad or self.module.training) and torch.is_grad_enabled()):
             z = x
             if self.mean is not None:
                 z = z - self.mean

@@ -72,6 +72,11 @@ def create_attack(name: str, **params: Any) -> Any:
     return ATTACKS.create(name, **params)
 
 
+def create_defense(name: str, **params: Any) -> Any:
+    """A configured defense: ``robust.create_defense("jpeg", quality=50)``."""
+    return DEFENSES.create(name, **params)
+
+
 def list_attacks(pattern: str = "*") -> list[str]:
     """Names of the installed attacks, optionally filtered by a wildcard."""
     return ATTACKS.names(pattern)

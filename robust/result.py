@@ -61,6 +61,9 @@ class Evaluation:
     cascade: bool = True
     comparison: dict[str, Any] | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
+    defenses: list[dict[str, Any]] = field(default_factory=list)
+    naive: dict[str, Any] | None = None
+    detection: dict[str, Any] | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

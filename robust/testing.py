@@ -17,7 +17,8 @@ from torch import nn
 
 from robust.attack import Attack
 from robust.data import ArrayDataset, load_dataset
-from robust.evaluation import Data, collect, evaluate
+from robust.data import Data, collect
+from robust.evaluation import evaluate
 from robust.model import Classifier
 from robust.registry import create_attack
 from robust.result import Evaluation
