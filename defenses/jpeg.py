@@ -17,6 +17,7 @@ almost everywhere, the naive evaluation that reports false robustness).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -115,10 +116,12 @@ def jpeg_tensor(pixels: torch.Tensor, quality: int) -> torch.Tensor:
 
 def jpeg_codec(pixels: torch.Tensor, quality: int) -> torch.Tensor:
     """The real codec through torchvision (a batch list; nvJPEG when the tensors are on CUDA)."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs in favour of torchcodec
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torchvision.io import decode_jpeg, encode_jpeg
 
-    as_bytes = torch.round(pixels).clamp(0, 255).to(torch.uint8)
-    decoded = decode_jpeg(encode_jpeg(list(as_bytes), quality=quality), device=pixels.device)
+        as_bytes = torch.round(pixels).clamp(0, 255).to(torch.uint8)
+        decoded = decode_jpeg(encode_jpeg(list(as_bytes), quality=quality), device=pixels.device)
     return torch.stack(list(decoded)).to(pixels.dtype)
 
 
