@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from robust.attack import Attack
+from robust.attack import Attack, clip, project
 from robust.defense import defense_chain
 from robust.model import Classifier
 from robust.registry import create_attack
@@ -130,6 +130,50 @@ def decision_beats_gradient(ctx: Context) -> dict[str, Any]:
                    f"the decision-based attack broke {only} point(s) that every gradient attack before it missed")
 
 
+def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Best other logit minus the true one, per point (positive once misclassified)."""
+    own = logits.gather(1, y[:, None]).squeeze(1)
+    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1) - own
+
+
+def loss_trace(ctx: Context, steps: int, step_size: float) -> torch.Tensor:
+    """Best margin loss so far per step and point (steps + 1, N) of a Linf/L2 PGD without early exit."""
+    gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
+    lo, hi = ctx.model.bounds
+    noise = (torch.rand(ctx.x.shape, generator=gen, device=ctx.x.device) * 2 - 1) * ctx.eps
+    x_adv = project(clip(ctx.x + (noise if ctx.norm == "linf" else 0 * noise), (lo, hi)), ctx.x, ctx.eps, ctx.norm)
+    best, trace = None, []
+    with ctx.model.evaluating():
+        for _ in range(steps + 1):
+            x_adv.requires_grad_(True)
+            loss = margin_loss(ctx.model(x_adv), ctx.y)
+            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
+            best = loss.detach() if best is None else torch.maximum(best, loss.detach())
+            trace.append(best)
+            step = grad.sign() if ctx.norm == "linf" else grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.ndim - 1))
+            x_adv = project(clip(x_adv.detach() + step_size * step, (lo, hi)), ctx.x, ctx.eps, ctx.norm)
+    return torch.stack(trace)
+
+
+def loss_still_improving(ctx: Context) -> dict[str, Any]:
+    pgd = next((a for a in ctx.attacks if a.name == "pgd" and a.framework == "robust"), None)
+    params = pgd.params if pgd is not None else {"steps": 20, "step_size": None}
+    steps = int(params["steps"])
+    size = float(params["step_size"] or 2.5 * ctx.eps / steps)
+    trace = loss_trace(ctx, steps, size)
+    failing = trace[-1] < 0
+    if steps < 10 or not bool(failing.any()):
+        return _result("loss-still-improving", "pass", f"PGD-{steps} on {len(ctx.x)} points: "
+                       + ("too few steps to judge" if steps < 10 else "no point survived, so none still needed steps"))
+    tail = trace[-1][failing] - trace[int(0.9 * steps)][failing]
+    total = (trace[-1][failing] - trace[0][failing]).clamp_min(1e-12)
+    share = float(tail.sum() / total.sum())
+    status = "warn" if share > 0.05 else "pass"
+    return _result("loss-still-improving", status, f"PGD-{steps} (step {size:.3g}) on the {int(failing.sum())} of "
+                   f"{len(ctx.x)} points it did not break: the last 10% of the steps made {share:.1%} of the margin "
+                   "loss's progress (over 5%, half the pace of a steady climb, means more steps would find more)")
+
+
 def defense_gradients(ctx: Context) -> dict[str, Any]:
     chain = defense_chain(ctx.model)
     if not chain:
@@ -148,7 +192,7 @@ def defense_gradients(ctx: Context) -> dict[str, Any]:
 
 CHECKS: list[Callable[[Context], dict[str, Any]]] = [
     iterative_beats_single_step, more_steps_and_restarts, eps_sweep, gradients, randomized_forward,
-    probabilities, decision_beats_gradient, defense_gradients,
+    probabilities, decision_beats_gradient, loss_still_improving, defense_gradients,
 ]
 
 

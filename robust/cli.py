@@ -128,7 +128,8 @@ def run_options(default_attacks: list[str]) -> Callable[[Callable[..., None]], C
         click.option("--dataset", default="mnist", show_default=True,
                      help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder."),
         click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of test samples."),
-        click.option("--eps", "eps_text", help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]."),
+        click.option("--eps", "eps_text", multiple=True,
+                     help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]; repeatable in evaluate."),
         click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True),
         click.option("--batch-size", type=int, default=256, show_default=True),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
@@ -153,15 +154,20 @@ class Run:
     out_dir: Path
     progress: bool
     command: str
+    levels: list[float]
 
 
-def _prepare(model_name: str, eps_text: str | None, norm: str, batch_size: int, out: str | None, force: bool,
-             progress: bool | None) -> Run:
-    eps = parse_number(eps_text, "--eps") if eps_text is not None else DEFAULT_EPS[norm]
+def _prepare(model_name: str, eps_text: tuple[str, ...], norm: str, batch_size: int, out: str | None, force: bool,
+             progress: bool | None, sweep: int | None = None) -> Run:
+    levels = sorted({parse_number(text, "--eps") for text in eps_text}) or [DEFAULT_EPS[norm]]
+    if sweep is not None:
+        if sweep < 2:
+            raise RobustError(f"--eps-sweep needs at least 2 points, got {sweep}")
+        levels = sorted({*levels, *(levels[-1] * k / sweep for k in range(1, sweep))})
     if batch_size < 1:
         raise RobustError(f"--batch-size must be a positive integer, got {batch_size}")
-    return Run(eps, _out_dir(out, model_name, force), sys.stderr.isatty() if progress is None else progress,
-               " ".join(["robust", *sys.argv[1:]]))
+    return Run(levels[-1], _out_dir(out, model_name, force), sys.stderr.isatty() if progress is None else progress,
+               " ".join(["robust", *sys.argv[1:]]), levels)
 
 
 def _write(result: Any, out_dir: Path) -> None:
@@ -182,15 +188,17 @@ def _write(result: Any, out_dir: Path) -> None:
                    "gradient=bpda|approx|exact|eot sets the gradients attacks see [default: the defense's adaptive mode].")
 @click.option("--naive", is_flag=True, help="Also attack the defenses through their true gradients, to show what a "
               "naive evaluation would report.")
+@click.option("--eps-sweep", "eps_sweep", type=int,
+              help="Also evaluate at N-1 evenly spaced smaller budgets (eps*k/N), for the robust-accuracy curve.")
 @click.option("--detector", "detector_spec", help="Measure a detector, e.g. feature-squeezing:bit_depth=1 "
               "(calibrated on clean images of the dataset's train split).")
 def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
-             eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
+             eps_text: tuple[str, ...], norm: str, batch_size: int, device: str, seed: int, out: str | None,
              force: bool, progress: bool | None, framework: str, checks: bool, strict: bool,
-             defense_specs: tuple[str, ...], naive: bool, detector_spec: str | None) -> None:
+             defense_specs: tuple[str, ...], naive: bool, eps_sweep: int | None, detector_spec: str | None) -> None:
     """Evaluate a model's robustness: clean pass, then the attacks as a cascade."""
     with user_errors():
-        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
+        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress, eps_sweep)
         from robust.compare import external_attack
 
         attacks = [external_attack(framework, name, **params) for name, params in map(parse_attack, attack_specs)]
@@ -203,7 +211,7 @@ def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...]
         data = load_dataset(dataset, n=n)
         model = apply_defenses(load_model(model_name, weights=weights, device=device), defense_specs, naive)
         detector = calibrated_detector(detector_spec, model, dataset)
-        result = run_evaluation(model, (data.x, data.y), attacks, eps=run.eps, norm=norm, batch_size=batch_size,
+        result = run_evaluation(model, (data.x, data.y), attacks, eps=run.levels, norm=norm, batch_size=batch_size,
                                 seed=seed, progress=run.progress, command=run.command, checks=checks, naive=naive,
                                 detector=detector)
         result.dataset = data.name
@@ -223,10 +231,12 @@ def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...]
 @click.option("--frameworks", default="robust,art,foolbox", show_default=True,
               help="Comma-separated frameworks to compare.")
 def compare(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
-            eps_text: str | None, norm: str, batch_size: int, device: str, seed: int, out: str | None,
+            eps_text: tuple[str, ...], norm: str, batch_size: int, device: str, seed: int, out: str | None,
             force: bool, progress: bool | None, frameworks: str) -> None:
     """Run each attack through robust, ART and Foolbox on the same points; verify and compare."""
     with user_errors():
+        if len(eps_text) > 1:
+            raise RobustError("compare takes one --eps; use evaluate for several")
         run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
         from robust.compare import compare as run_compare
         from robust.compare import comparison_table

@@ -156,6 +156,9 @@ def echo_defenses(result: Any) -> None:
     for d in result.defenses:
         click.echo(f"defense {d['name']} ({', '.join(f'{k}={v}' for k, v in d['params'].items())}): "
                    f"attacked with {d['gradient']} gradients")
+    for entry in result.sweep or []:
+        per = ", ".join(f"{a['name']} {a['robust_accuracy']:.2%}" for a in entry["attacks"])
+        click.echo(f"eps {entry['eps']:.4g}: worst case {entry['robust_accuracy']:.2%} ({per})")
     if result.naive:
         click.echo(f"naive evaluation (the defenses' true gradients): {result.naive['robust_accuracy']:.2%} robust, "
                    f"against {result.robust_accuracy:.2%} adaptive")

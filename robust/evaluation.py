@@ -36,7 +36,7 @@ def evaluate(
     data: Data | str,
     attacks: Sequence[str | Attack] | str | Attack,
     *,
-    eps: float,
+    eps: float | Sequence[float],
     norm: str = "linf",
     batch_size: int = 256,
     device: str | torch.device | None = None,
@@ -56,7 +56,8 @@ def evaluate(
         data: an ``(x, y)`` pair of tensors, a torch ``Dataset``, a ``DataLoader`` or a
             dataset name understood by :func:`robust.load_dataset`.
         attacks: attack names or configured attack objects, run in this order.
-        eps: perturbation budget in input space, in ``norm``.
+        eps: perturbation budget in input space, in ``norm``; several values evaluate each
+            (recorded in ``sweep``), and the largest is the headline.
         norm: "linf" or "l2"; attacks created here by name use it.
         batch_size: samples per attack call.
         device: "auto"/None, "cpu" or "cuda"; moves a plain module (a Classifier keeps its own).
@@ -75,8 +76,17 @@ def evaluate(
     Returns:
         An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
+    levels = eps_levels(eps)
+    eps = levels[-1]
     result = run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
                             cascade=cascade, progress=progress, command=command, checks=checks, detector=detector)[0]
+    if len(levels) > 1:
+        model = _classifier(model, device)
+        others = [run_evaluation(model, data, attacks, eps=e, norm=norm, batch_size=batch_size, seed=seed,
+                                 cascade=cascade, progress=progress, command=command)[0] for e in levels[:-1]]
+        result.sweep = [{"eps": r.eps, "robust_accuracy": r.robust_accuracy,
+                         "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy}
+                                     for a in r.attacks]} for r in [*others, result]]
     if naive and isinstance(model, Classifier) and defense_chain(model):
         other = run_evaluation(naive_model(model), data, attacks, eps=eps, norm=norm, batch_size=batch_size,
                                seed=seed, cascade=cascade, progress=progress, command=command)[0]
@@ -212,6 +222,16 @@ def _run_attack(
     )
     log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
     return summary, outcome
+
+
+def eps_levels(eps: float | Sequence[float]) -> list[float]:
+    """One budget or several, validated, sorted and without duplicates."""
+    values = list(eps) if isinstance(eps, (list, tuple)) else [eps]
+    if not values:
+        raise RobustError("give at least one eps")
+    for value in values:
+        _check_settings(value, "linf", 1)
+    return sorted({float(v) for v in values})
 
 
 def _check_settings(eps: float, norm: str, batch_size: int) -> None:

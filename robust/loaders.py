@@ -139,5 +139,8 @@ def list_models() -> dict[str, str]:
     for name, entry in ZOO.items():
         acc = cards.get(name, {}).get("clean_accuracy")
         stated = f"{acc:.2%} clean accuracy on the 10k MNIST test set" if acc is not None else "not trained"
+        robust_acc = cards.get(name, {}).get("robust_accuracy")
+        if robust_acc is not None:
+            stated += f", {robust_acc:.2%} under PGD-40 at eps 0.3 on the first 1000"
         out[name] = f"{entry.description}; {stated}"
     return out

@@ -64,6 +64,7 @@ class Evaluation:
     defenses: list[dict[str, Any]] = field(default_factory=list)
     naive: dict[str, Any] | None = None
     detection: dict[str, Any] | None = None
+    sweep: list[dict[str, Any]] | None = None
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -55,10 +55,10 @@ def net(zoo_cnn: robust.Classifier) -> nn.Module:
     return zoo_cnn.module
 
 
-@pytest.mark.parametrize("name", ["cnn", "resnet"])
-def test_zoo_models_trip_no_check(name: str, mnist500: Any) -> None:
-    found = statuses(robust.load_model(name), mnist500)
-    assert len(found) == 7
+@pytest.mark.parametrize(("name", "eps"), [("cnn", 0.1), ("resnet", 0.1)])
+def test_zoo_models_trip_no_check(name: str, eps: float, mnist500: Any) -> None:
+    found = statuses(robust.load_model(name), mnist500, eps=eps)
+    assert len(found) == 9
     assert all(s == "pass" for s in found.values()), found
 
 
@@ -104,3 +104,15 @@ def test_strict_exits_3_when_a_check_fails(tmp_path: Any) -> None:
     assert "fail: probabilities" in strict.output
     assert relaxed.exit_code == 0
     assert robust.load_result(tmp_path / "o" / "result.json").checks
+
+
+def test_too_few_steps_trip_loss_still_improving(mnist500: Any) -> None:
+    from robust.checks import Context, loss_still_improving
+
+    model = robust.load_model("cnn")
+    x, y = mnist500.x[:64], mnist500.y[:64]
+    short = Context(model, x, y, 0.1, "linf", 0, [robust.create_attack("pgd", steps=10, step_size=0.002)], [])
+    assert loss_still_improving(short)["status"] == "warn"
+    enough = Context(model, x, y, 0.1, "linf", 0, [robust.create_attack("pgd", steps=40)], [])
+    flag = loss_still_improving(enough)
+    assert flag["status"] == "pass" and "PGD-40" in flag["message"], flag

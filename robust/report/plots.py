@@ -38,16 +38,30 @@ def _distances(result: dict[str, Any]) -> tuple[np.ndarray, int]:
     return np.asarray(found, dtype=float), len(result["samples"])
 
 
+MARKERS = "osD^v<>"
+
+
 def robustness_curve(result: dict[str, Any]) -> str | None:
-    """Worst-case robust accuracy against eps, from the smallest perturbation found per sample."""
+    """Robust accuracy against eps: measured at each evaluated eps (per attack and worst case), and
+    from the smallest perturbation found per sample in between."""
     found, n = _distances(result)
-    if n == 0 or not np.isfinite(found).any():
+    sweep = result.get("sweep") or []
+    if n == 0 or (not np.isfinite(found).any() and not sweep):
         return None
-    top = max(float(result["eps"]), float(found[np.isfinite(found)].max())) * 1.05
+    finite = found[np.isfinite(found)]
+    top = max(float(result["eps"]), float(finite.max()) if len(finite) else 0.0) * 1.05
     grid = np.linspace(0.0, top, 200)
     accuracy = [(found > e).sum() / n for e in grid]
     fig, ax = _figure()
-    ax.plot(grid, accuracy, color="#0b5cad", label="worst case over the attacks")
+    ax.plot(grid, accuracy, color="#0b5cad", label="smallest perturbation found")
+    if sweep:
+        levels = [entry["eps"] for entry in sweep]
+        for i, attack in enumerate(sweep[-1]["attacks"]):
+            values = [entry["attacks"][i]["robust_accuracy"] for entry in sweep]
+            ax.plot(levels, values, marker=MARKERS[i % len(MARKERS)], linestyle=":", linewidth=1, alpha=0.8,
+                    label=f"after {attack['name']}" if result.get("cascade", True) else attack["name"])
+        ax.plot(levels, [entry["robust_accuracy"] for entry in sweep], marker="o", color="#111111",
+                label="worst case (measured)")
     ax.axvline(float(result["eps"]), color="#9a6700", linestyle="--", label=f"evaluated eps = {result['eps']:.4g}")
     ax.set_xlabel(f"eps ({result['norm']}, input space)")
     ax.set_ylabel("robust accuracy")
