@@ -30,6 +30,7 @@ test-all: install
 bench: install
 	$(BIN)/python benchmarks/bench_pgd.py
 	$(BIN)/python benchmarks/bench_minimization.py
+	$(BIN)/python benchmarks/bench_defenses.py
 
 lint: install
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -32,7 +32,13 @@ def reduce_bits(x: torch.Tensor, bits: int, bounds: tuple[float, float] = (0.0, 
     """Quantize ``x`` to ``2**bits`` evenly spaced levels across ``bounds``."""
     lo, hi = bounds
     levels = 2 ** bits - 1
-    return torch.round((x - lo) / (hi - lo) * levels) / levels * (hi - lo) + lo
+    if (lo, hi) != (0.0, 1.0):
+        return torch.round((x - lo) / (hi - lo) * levels) / levels * (hi - lo) + lo
+    if x.requires_grad:
+        return torch.round(x * levels) / levels
+    if x.device.type == "cpu" and len(x) > 256:  # in cache-sized pieces
+        return torch.cat([x[i:i + 256].mul(levels).round_().div_(levels) for i in range(0, len(x), 256)])
+    return x.mul(levels).round_().div_(levels)
 
 
 class FeatureSqueezing(Defense):

@@ -2,9 +2,9 @@
 Das et al. 2017, arXiv:1705.02900), attacked adaptively.
 
 The default backend is baseline JPEG written as batched tensor ops, so it runs on the
-model's device with no per-image loop: 8x8 blocks, the DCT-II as a matrix product, the
-standard quantization tables of ITU-T T.81 Annex K scaled by quality as libjpeg does,
-rounding, and for RGB images the JFIF YCbCr transform with 4:2:0 chroma subsampling and
+model's device with no per-image loop: 8x8 blocks, the DCT-II as one 64x64 matrix product,
+the standard quantization tables of ITU-T T.81 Annex K scaled by quality as libjpeg does,
+libjpeg's quantizer rounding, and for RGB images the JFIF YCbCr transform with 4:2:0 chroma subsampling and
 libjpeg's "fancy" (triangle) upsampling. It matches libjpeg-turbo's output to within a few
 grey levels (libjpeg uses fixed-point DCTs). ``backend="codec"`` runs torchvision's real
 codec instead (libjpeg-turbo on the CPU, nvJPEG on a GPU).
@@ -64,24 +64,37 @@ def _unblocks(blocks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return blocks.transpose(2, 3).reshape(n, hb * 8, wb * 8)[:, :size[0], :size[1]]
 
 
+def quantize(coef: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """libjpeg's quantizer: the DCT output scaled by 8 and rounded, then divided by 8 * Q with
+    rounding half away from zero."""
+    scaled = torch.round(coef * 8)
+    return torch.sign(scaled) * torch.floor((scaled.abs() + 4 * table) / (8 * table))
+
+
 def code_plane(plane: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
-    """Encode and decode one component: level shift, DCT, quantize, dequantize, inverse DCT."""
+    """Encode and decode one component: level shift, DCT, quantize, dequantize, inverse DCT.
+
+    The 2-D DCT of a block is one 64x64 matrix product: vec(D B D^T) = (D kron D) vec(B).
+    """
     d = dct_matrix(plane.device)
+    basis = torch.kron(d, d)
     blocks, size = _blocks(plane - 128)
-    coef = torch.round(d @ blocks @ d.T / table) * table
-    return _unblocks(d.T @ coef @ d, size) + 128
+    shape = blocks.shape
+    flat_table = table.reshape(64)
+    coef = quantize(blocks.reshape(-1, 64) @ basis.T, flat_table) * flat_table
+    return _unblocks((coef @ basis).reshape(shape), size) + 128
 
 
-def _rgb_to_ycbcr(rgb: torch.Tensor) -> torch.Tensor:
-    r, g, b = rgb.unbind(1)
+def _rgb_to_ycbcr(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
     y = 0.299 * r + 0.587 * g + 0.114 * b
     cb = -0.168735892 * r - 0.331264108 * g + 0.5 * b + 128
     cr = 0.5 * r - 0.418687589 * g - 0.081312411 * b + 128
-    return torch.stack([y, cb, cr], 1)
+    return y, cb, cr
 
 
-def _ycbcr_to_rgb(ycc: torch.Tensor) -> torch.Tensor:
-    y, cb, cr = ycc[:, 0], ycc[:, 1] - 128, ycc[:, 2] - 128
+def _ycbcr_to_rgb(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+    cb, cr = cb - 128, cr - 128
     return torch.stack([y + 1.402 * cr, y - 0.344136286 * cb - 0.714136286 * cr, y + 1.772 * cb], 1)
 
 
@@ -98,20 +111,28 @@ def _upsample(plane: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return up[:, 0, :size[0], :size[1]]
 
 
+CHUNK = 256  # images per step on the CPU, so that the intermediate tensors stay in cache
+
+
 def jpeg_tensor(pixels: torch.Tensor, quality: int) -> torch.Tensor:
     """Baseline JPEG round trip of (N, C, H, W) pixel values in [0, 255]; returns rounded values."""
+    if pixels.device.type == "cpu" and len(pixels) > CHUNK:
+        return torch.cat([_jpeg(pixels[i:i + CHUNK], quality) for i in range(0, len(pixels), CHUNK)])
+    return _jpeg(pixels, quality)
+
+
+def _jpeg(pixels: torch.Tensor, quality: int) -> torch.Tensor:
     pixels = torch.round(pixels.float()).clamp(0, 255)
     luma, chroma = quant_table(LUMA, quality).to(pixels.device), quant_table(CHROMA, quality).to(pixels.device)
     if pixels.shape[1] != 3:
         planes = [code_plane(pixels[:, c], luma) for c in range(pixels.shape[1])]
         return torch.round(torch.stack(planes, 1)).clamp(0, 255)
-    ycc = torch.round(_rgb_to_ycbcr(pixels))
+    y, cb, cr = (torch.round(p) for p in _rgb_to_ycbcr(pixels))
     size = (pixels.shape[2], pixels.shape[3])
-    y = torch.round(code_plane(ycc[:, 0], luma)).clamp(0, 255)
-    cb, cr = (code_plane(torch.round(_subsample(ycc[:, c])), chroma) for c in (1, 2))
-    up = [torch.round(_upsample(torch.round(p).clamp(0, 255), size)) for p in (cb, cr)]
-    out = torch.stack([y, *up], 1)
-    return torch.round(_ycbcr_to_rgb(out)).clamp(0, 255)
+    y = torch.round(code_plane(y, luma)).clamp_(0, 255)
+    cb, cr = (torch.round(_upsample(torch.round(code_plane(torch.round(_subsample(p)), chroma)).clamp_(0, 255), size))
+              for p in (cb, cr))
+    return torch.round(_ycbcr_to_rgb(y, cb, cr)).clamp_(0, 255)
 
 
 def jpeg_codec(pixels: torch.Tensor, quality: int) -> torch.Tensor:

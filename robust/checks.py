@@ -200,7 +200,9 @@ def run_checks(model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: floa
                attacks: list[Attack], broken_by: list[str | None]) -> list[dict[str, Any]]:
     """Run every check on the first ``SUBSET`` points of ``x`` (correctly classified ones)."""
     device = model.device
-    ctx = Context(model, x[:SUBSET].to(device), y[:SUBSET].to(device), eps, norm, seed, attacks, broken_by)
+    lo, hi = model.bounds
+    span = (hi - lo) * (1.0 if norm == "linf" else max(1, x[0].numel()) ** 0.5) if len(x) else 1.0
+    ctx = Context(model, x[:SUBSET].to(device), y[:SUBSET].to(device), min(eps, span), norm, seed, attacks, broken_by)
     if len(ctx.x) == 0:
         return [_result("no-points", "warn", "no correctly classified points: nothing to check")]
     return [check(ctx) for check in CHECKS]

@@ -7,26 +7,26 @@ every earlier attack failed on, and the robust accuracy is the per-sample worst 
 from __future__ import annotations
 
 import logging
-import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from robust.attack import Attack, AttackResult
-from robust.data import Data, collect
+from robust.data import ArrayDataset, Data, collect
 from robust.defense import defense_chain, naive_model
 from robust.detection import detection_summary
 from robust.errors import RobustError
+from robust.environment import environment
 from robust.examples import EXAMPLES, build_examples
 from robust.memory import PeakMemory
 from robust.model import Classifier, resolve_device
 from robust.registry import create_attack
 from robust.result import AttackSummary, Evaluation
+from robust.runner import Batches, RunState, fingerprint, progress_bar, run_batch, run_key
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ def evaluate(
     checks: bool = False,
     naive: bool = False,
     detector: Any = None,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> Evaluation:
     """Measure clean and robust accuracy of ``model`` on ``data`` under ``attacks``.
 
@@ -72,24 +74,30 @@ def evaluate(
             which shows how much robustness a naive evaluation would falsely report.
         detector: a calibrated detector (``create_defense("feature-squeezing").detector(model)``);
             the result records how often it flags the clean inputs and the adversarial examples found.
+        checkpoint: a state file rewritten atomically after every batch; with ``resume``, a run
+            killed at any point continues from it and ends with the same per-sample results.
+            The file stays after success (the command line deletes it once the result is written).
 
     Returns:
         An :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
     levels = eps_levels(eps)
     eps = levels[-1]
-    result = run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, device=device, seed=seed,
+    model = _classifier(model, device)
+    x, y, name = collect(data)
+    data = ArrayDataset(x, y, name)
+    state = RunState(Path(checkpoint) if checkpoint else None, resume, fingerprint(model, x, y))
+    result = run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, seed=seed, state=state,
                             cascade=cascade, progress=progress, command=command, checks=checks, detector=detector)[0]
     if len(levels) > 1:
-        model = _classifier(model, device)
-        others = [run_evaluation(model, data, attacks, eps=e, norm=norm, batch_size=batch_size, seed=seed,
+        others = [run_evaluation(model, data, attacks, eps=e, norm=norm, batch_size=batch_size, seed=seed, state=state,
                                  cascade=cascade, progress=progress, command=command)[0] for e in levels[:-1]]
         result.sweep = [{"eps": r.eps, "robust_accuracy": r.robust_accuracy,
                          "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy}
                                      for a in r.attacks]} for r in [*others, result]]
     if naive and isinstance(model, Classifier) and defense_chain(model):
         other = run_evaluation(naive_model(model), data, attacks, eps=eps, norm=norm, batch_size=batch_size,
-                               seed=seed, cascade=cascade, progress=progress, command=command)[0]
+                               seed=seed, state=state, cascade=cascade, progress=progress, command=command)[0]
         result.naive = {
             "robust_accuracy": other.robust_accuracy, "defenses": other.defenses,
             "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy,
@@ -100,18 +108,20 @@ def evaluate(
 
 def run_evaluation(
     model: nn.Module | str, data: Data | str, attacks: Sequence[str | Attack] | str | Attack, *, eps: float,
-    norm: str = "linf", batch_size: int = 256, device: str | torch.device | None = None, seed: int = 0,
+    norm: str = "linf", batch_size: int | str = 256, device: str | torch.device | None = None, seed: int = 0,
     cascade: bool = True, progress: bool = False, command: str | None = None, checks: bool = False,
-    detector: Any = None,
+    detector: Any = None, state: RunState | None = None,
 ) -> tuple[Evaluation, list[torch.Tensor]]:
     """:func:`evaluate`, also returning per attack the mask of points it broke within eps."""
     clf = _classifier(model, device)
     x, y, dataset_name = collect(data)
-    _check_settings(eps, norm, batch_size)
+    size = _batch_size(batch_size, clf, len(x))
+    _check_settings(eps, norm, size)
+    state = state if state is not None else RunState()
     runs = [_resolve_attack(a, norm) for a in ([attacks] if isinstance(attacks, (str, Attack)) else attacks)]
     clf.check_inputs(x)
     try:
-        clean_pred = clf.predict(x, batch_size).cpu()
+        clean_pred = clf.predict(x, min(size, 4096)).cpu()
     except (RuntimeError, ValueError, TypeError) as exc:
         if isinstance(exc, RobustError):
             raise
@@ -128,7 +138,8 @@ def run_evaluation(
     keep = len(y) if detector is not None else EXAMPLES
     for i, attack in enumerate(runs):
         pool = robust if cascade else correct
-        summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, batch_size, seed + 1000 * i, progress, keep)
+        summary, outcome = _run_attack(clf, attack, x, y, pool, eps, norm, Batches(size), seed + 1000 * i, progress,
+                                       keep, state)
         newly = outcome.within(eps, norm)
         masks.append(newly)
         label = attack.name if attack.framework == "robust" else f"{attack.name} ({attack.framework})"
@@ -143,7 +154,7 @@ def run_evaluation(
         summary.robust_accuracy = float((robust if cascade else correct & ~newly).float().mean())
         summaries.append(summary)
     flags = []
-    if checks:
+    if checks and state.rank == 0:
         from robust.checks import run_checks
 
         flags = run_checks(clf, x[correct], y[correct], eps=eps, norm=norm, seed=seed, attacks=runs,
@@ -189,39 +200,50 @@ class Distances:
 
 def _run_attack(
     clf: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, pool: torch.Tensor, eps: float, norm: str,
-    batch_size: int, seed: int, progress: bool, keep: int = EXAMPLES,
+    plan: Batches, seed: int, progress: bool, keep: int, state: RunState,
 ) -> tuple[AttackSummary, Distances]:
     """Run one attack on the points in ``pool``; return its summary and the perturbations it found.
 
     Minimization attacks run without eps, so the distance they found is kept even beyond eps.
     """
     idx = pool.nonzero().flatten()
-    outcome = Distances.empty(len(y))
-    seconds, fwd, bwd, violations = 0.0, 0, 0, 0
-    batches = [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    batches = plan.cut(idx)
+    key = run_key(attack, eps, seed, idx, clf)
+    mine = state.mine(len(batches))
     with PeakMemory(clf.device) as memory:
-        for b, part in enumerate(tqdm(batches, desc=attack.name, unit="batch", disable=not progress, leave=False)):
-            res: AttackResult = attack(clf, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed + b)
-            hit = res.success.cpu()
-            outcome.l2[part] = torch.where(hit, res.l2.cpu(), float("nan"))
-            outcome.linf[part] = torch.where(hit, res.linf.cpu(), float("nan"))
-            inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
-            for pos in inside[:max(keep - len(outcome.kept), 0)].tolist():
-                outcome.kept[int(part[pos])] = res.x_adv[pos].cpu()
-            seconds, fwd, bwd = seconds + res.seconds, fwd + res.forward_passes, bwd + res.backward_passes
-            violations += res.violations
-    broken = int(outcome.within(eps, norm).sum())
-    hits = ~torch.isnan(outcome.l2)
+        for b in progress_bar(mine, len(mine), attack.name, progress):
+            if state.get(key, b) is None:
+                outcome = run_batch(clf, attack, x, y, batches[b], eps=eps, norm=norm, seed=seed + b, keep=keep,
+                                    plan=plan)
+                state.put(key, b, outcome)
+    parts = state.gather(key, len(batches))
+    found = Distances.empty(len(y))
+    for part in parts:
+        found.l2[part.points], found.linf[part.points] = part.l2, part.linf
+        for j, image in part.kept.items():
+            if len(found.kept) < keep:
+                found.kept[j] = image
+    broken = int(found.within(eps, norm).sum())
+    hits = ~torch.isnan(found.l2)
     summary = AttackSummary(
         name=attack.name, framework=attack.framework, params=_jsonable(attack.params), robust_accuracy=float("nan"),
-        success_rate=broken / max(len(idx), 1), median_l2=_median(outcome.l2[hits]),
-        median_linf=_median(outcome.linf[hits]), seconds=seconds, forward_passes=fwd, backward_passes=bwd,
-        attacked=len(idx), broken=broken, violations=violations, mean_l2=_mean(outcome.l2[hits]),
-        mean_linf=_mean(outcome.linf[hits]),
-        peak_memory_mb=memory.mib,
+        success_rate=broken / max(len(idx), 1), median_l2=_median(found.l2[hits]),
+        median_linf=_median(found.linf[hits]), seconds=sum(p.seconds for p in parts),
+        forward_passes=sum(p.forward for p in parts), backward_passes=sum(p.backward for p in parts),
+        attacked=len(idx), broken=broken, violations=sum(p.violations for p in parts),
+        mean_l2=_mean(found.l2[hits]), mean_linf=_mean(found.linf[hits]), peak_memory_mb=memory.mib,
     )
-    log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), seconds)
-    return summary, outcome
+    log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), summary.seconds)
+    return summary, found
+
+
+def _batch_size(batch_size: int | str, model: Classifier, n: int) -> int:
+    """``"auto"``: the whole set at once on CUDA (halved on out-of-memory errors), 256 on the CPU."""
+    if batch_size == "auto":
+        return max(1, min(n, 16384)) if model.device.type == "cuda" else 256
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise RobustError(f"batch size must be a positive integer or 'auto', got {batch_size!r}")
+    return batch_size
 
 
 def eps_levels(eps: float | Sequence[float]) -> list[float]:
@@ -292,15 +314,3 @@ def _mean(values: torch.Tensor) -> float | None:
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
     return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in params.items()}
-
-
-def environment(device: torch.device, command: str | None) -> dict[str, Any]:
-    """Versions, device and command line, recorded with every result."""
-    from robust import __version__
-
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    return {
-        "python": platform.python_version(), "torch": torch.__version__, "robust": __version__,
-        "device": str(device), "device_name": name, "platform": platform.platform(),
-        "command": command if command is not None else " ".join(sys.argv),
-    }

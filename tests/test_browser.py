@@ -140,6 +140,10 @@ def test_report_renders_in_chromium(name: str, browser: Any, reports: dict[str, 
             assert box is not None and box["width"] > 100 and box["height"] > 50, f"SVG figure {k} is not drawn: {box}"
         if name == "defended":
             assert page.locator("section#defenses table").count() == 2, "the defenses and the naive comparison"
+        for width in (1200, 800):
+            page.set_viewport_size({"width": width, "height": 900})
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"the page scrolls sideways by {overflow}px at {width}px"
     finally:
         page.context.close()
 

@@ -51,8 +51,9 @@ def test_tensor_jpeg_matches_the_real_codec_on_mnist(mnist500: Any) -> None:
     pixels = mnist500.x[:256] * 255
     for quality in (25, 75, 95):
         diff = (jpeg_tensor(pixels, quality) - jpeg_codec(pixels, quality)).abs()
-        assert float(diff.mean()) < 0.25, f"quality {quality}: mean difference {float(diff.mean()):.3f} grey levels"
-        assert float((diff > 2).float().mean()) < 0.02, f"quality {quality}: 2% of pixels differ by more than 2 levels"
+        assert float(diff.mean()) < 0.1, f"quality {quality}: mean difference {float(diff.mean()):.3f} grey levels"
+        assert float((diff > 0).float().mean()) < 0.05, f"quality {quality}: over 5% of pixels differ"
+        assert float((diff > 2).float().mean()) < 0.005, f"quality {quality}: 0.5% of pixels differ by over 2 levels"
 
 
 def test_tensor_jpeg_matches_the_real_codec_on_colour_images() -> None:
@@ -66,7 +67,7 @@ def test_tensor_jpeg_matches_the_real_codec_on_colour_images() -> None:
     for quality in (50, 90):
         ours, codec = jpeg_tensor(images, quality), jpeg_codec(images, quality)
         gap, distortion = float((ours - codec).abs().mean()), float((images - codec).abs().mean())
-        assert gap < 1.5 and gap < distortion / 4, f"quality {quality}: {gap:.2f} levels from the codec"
+        assert gap < 1.0 and gap < distortion / 5, f"quality {quality}: {gap:.2f} levels from the codec"
 
 
 def test_lower_jpeg_quality_distorts_more(mnist500: Any) -> None:

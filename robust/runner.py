@@ -1,0 +1,198 @@
+"""Running one attack over its points in batches: checkpointed, resumable, shardable, OOM-tolerant.
+
+The batches of an attack, and the seed of each, depend only on the points it attacks, so
+the same evaluation gives the same per-sample results however it is run:
+
+- resumed (``RunState`` with a file): every finished batch is written to the state file
+  atomically (a temporary file, then a rename), so a run killed at any moment restarts
+  from its last finished batch;
+- sharded over ``torch.distributed`` ranks (``torchrun``): rank ``r`` of ``w`` runs the
+  batches ``r, r + w, ...``, and the outcomes are gathered on every rank before the next
+  attack of the cascade picks its points;
+- on a CUDA out-of-memory error, the batch is split in halves and retried (and later
+  batches keep the smaller size), losing nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robust.attack import Attack, AttackResult
+from robust.errors import RobustError
+from robust.model import Classifier
+
+log = logging.getLogger(__name__)
+STATE_VERSION = 1
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch of one attack produced, on the CPU: enough to rebuild the result."""
+
+    points: torch.Tensor
+    l2: torch.Tensor
+    linf: torch.Tensor
+    kept: dict[int, torch.Tensor] = field(default_factory=dict)
+    seconds: float = 0.0
+    forward: int = 0
+    backward: int = 0
+    violations: int = 0
+
+    @classmethod
+    def merge(cls, parts: list[BatchOutcome]) -> BatchOutcome:
+        kept: dict[int, torch.Tensor] = {}
+        for p in parts:
+            kept.update(p.kept)
+        return cls(torch.cat([p.points for p in parts]), torch.cat([p.l2 for p in parts]),
+                   torch.cat([p.linf for p in parts]), kept, sum(p.seconds for p in parts),
+                   sum(p.forward for p in parts), sum(p.backward for p in parts), sum(p.violations for p in parts))
+
+    def as_state(self) -> dict[str, Any]:
+        return {"points": self.points, "l2": self.l2, "linf": self.linf, "kept": self.kept, "seconds": self.seconds,
+                "forward": self.forward, "backward": self.backward, "violations": self.violations}
+
+
+def _distributed() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+class RunState:
+    """Finished batches of an evaluation, kept in memory and, with ``path``, on disk.
+
+    Args:
+        path: state file, rewritten atomically after every batch (None: memory only).
+        resume: read ``path`` first and skip the batches it holds.
+        fingerprint: identifies the model and data; a state written for others is refused.
+    """
+
+    def __init__(self, path: Path | None = None, resume: bool = False, fingerprint: str = "") -> None:
+        self.rank, self.world = _distributed()
+        if path is not None and self.world > 1:
+            path = path.with_name(f"{path.stem}.rank{self.rank}-of-{self.world}{path.suffix}")
+        self.path = path
+        self.fingerprint = fingerprint
+        self.done: dict[str, dict[int, dict[str, Any]]] = {}
+        if resume:
+            self._load()
+
+    def _load(self) -> None:
+        if self.path is None or not self.path.exists():
+            raise RobustError(f"nothing to resume: {self.path} does not exist")
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise RobustError(f"{self.path} is not a readable evaluation state: {exc}") from exc
+        if state.get("version") != STATE_VERSION or state.get("fingerprint") != self.fingerprint:
+            raise RobustError(f"{self.path} was written for another model, dataset or settings; "
+                              "start over without --resume")
+        self.done = state["done"]
+        log.info("resuming with %d finished batches", sum(len(v) for v in self.done.values()))
+
+    def get(self, key: str, batch: int) -> BatchOutcome | None:
+        found = self.done.get(key, {}).get(batch)
+        return BatchOutcome(**found) if found is not None else None
+
+    def put(self, key: str, batch: int, outcome: BatchOutcome) -> None:
+        self.done.setdefault(key, {})[batch] = outcome.as_state()
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            torch.save({"version": STATE_VERSION, "fingerprint": self.fingerprint, "done": self.done}, tmp)
+            os.replace(tmp, self.path)
+
+    def mine(self, n: int) -> range:
+        """The batch indices this process runs."""
+        return range(self.rank, n, self.world)
+
+    def gather(self, key: str, n: int) -> list[BatchOutcome]:
+        """Every batch of ``key``, from every rank, in batch order."""
+        local = {b: self.done[key][b] for b in self.mine(n)} if n else {}
+        if self.world > 1:
+            shards: list[Any] = [None] * self.world
+            torch.distributed.all_gather_object(shards, local)
+            local = {b: v for shard in shards for b, v in shard.items()}
+        return [BatchOutcome(**local[b]) for b in range(n)]
+
+    def finish(self) -> None:
+        """Remove the state file once the result is safely written."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def fingerprint(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short hash of the model's weights and the data, to match a state file to its run."""
+    digest = hashlib.sha256()
+    for tensor in [*model.module.state_dict().values(), x, y]:
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:32]
+
+
+def run_key(attack: Attack, eps: float, seed: int, idx: torch.Tensor, model: Classifier) -> str:
+    """Identifies one attack run of the cascade: attack, settings, defenses and the points it attacks."""
+    defenses = ",".join(f"{d.name}{sorted(d.params.items())}{d.gradient}" for d in getattr(model, "defenses", []))
+    points = hashlib.sha256(idx.cpu().numpy().tobytes()).hexdigest()[:16]
+    return f"{attack.framework}:{attack.name}{sorted(attack.params.items())}|eps={eps!r}|seed={seed}|{defenses}|{points}"
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+@dataclass
+class Batches:
+    """How an attack's points are cut: a fixed batch size, and a chunk size that shrinks on OOM."""
+
+    size: int
+    chunk: int = 0
+
+    def cut(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        return [idx[i:i + self.size] for i in range(0, len(idx), self.size)]
+
+
+def run_batch(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, part: torch.Tensor, *,
+              eps: float, norm: str, seed: int, keep: int, plan: Batches) -> BatchOutcome:
+    """One batch, split into smaller chunks (each seeded apart) while the device runs out of memory."""
+    chunk = min(plan.chunk or len(part), len(part))
+    while True:
+        try:
+            parts = [_attack_chunk(model, attack, x, y, part[i:i + chunk], eps, norm, seed + 7919 * k, keep)
+                     for k, i in enumerate(range(0, len(part), chunk))]
+            return BatchOutcome.merge(parts)
+        except (RuntimeError, torch.cuda.OutOfMemoryError) as exc:
+            if not is_oom(exc) or chunk == 1:
+                raise
+            chunk = max(1, chunk // 2)
+            plan.chunk = chunk
+            if model.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("out of memory: retrying %s with batches of %d", attack.name, chunk)
+
+
+def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, part: torch.Tensor,
+                  eps: float, norm: str, seed: int, keep: int) -> BatchOutcome:
+    res: AttackResult = attack(model, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed)
+    hit = res.success.cpu()
+    l2 = torch.where(hit, res.l2.cpu(), float("nan"))
+    linf = torch.where(hit, res.linf.cpu(), float("nan"))
+    inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
+    kept = {int(part[pos]): res.x_adv[pos].detach().cpu() for pos in inside[:keep].tolist()}
+    return BatchOutcome(part.cpu(), l2, linf, kept, res.seconds, res.forward_passes, res.backward_passes,
+                        res.violations)
+
+
+def progress_bar(items: Iterable[int], total: int, desc: str, show: bool) -> Iterable[int]:
+    from tqdm.auto import tqdm
+
+    rank, _ = _distributed()
+    return tqdm(items, total=total, desc=desc, unit="batch", disable=not show or rank != 0, leave=False)
+
