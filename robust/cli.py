@@ -24,6 +24,7 @@ from robust import __version__
 from robust.errors import RobustError
 
 DEFAULT_EPS = {"linf": 0.3, "l2": 2.0}
+STATE_FILE = ".state.pt"
 
 
 class UserError(click.ClickException):
@@ -127,11 +128,16 @@ def run_options(default_attacks: list[str]) -> Callable[[Callable[..., None]], C
                      help="Attack as NAME[:k=v,...]; repeatable."),
         click.option("--dataset", default="mnist", show_default=True,
                      help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder."),
-        click.option("--n", "n", type=int, default=1000, show_default=True, help="Number of test samples."),
+        click.option("--n", "--samples", "n", type=int, default=1000, show_default=True,
+                     help="Number of test samples (spell it --samples under torchrun, whose own options claim --n)."),
         click.option("--eps", "eps_text", multiple=True,
                      help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]; repeatable in evaluate."),
         click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True),
-        click.option("--batch-size", type=int, default=256, show_default=True),
+        click.option("--batch-size", "batch_text", default="256", show_default=True,
+                     help="Samples per attack call, or auto: as many as fit on a GPU (halved on out-of-memory), 256 on a CPU."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+                     help="bf16: autocast for the attack steps (channels-last on CUDA); success is always judged in fp32."),
+        click.option("--compile", "compile_model", is_flag=True, help="Run the model through torch.compile."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: reports/<time>-<model>]."),
@@ -155,19 +161,32 @@ class Run:
     progress: bool
     command: str
     levels: list[float]
+    batch_size: int | str
 
 
-def _prepare(model_name: str, eps_text: tuple[str, ...], norm: str, batch_size: int, out: str | None, force: bool,
-             progress: bool | None, sweep: int | None = None) -> Run:
+def parse_batch_size(text: str) -> int | str:
+    """``auto`` or a positive integer."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        size = int(text)
+    except ValueError:
+        raise RobustError(f"--batch-size must be a positive integer or auto, got {text!r}") from None
+    if size < 1:
+        raise RobustError(f"--batch-size must be a positive integer, got {size}")
+    return size
+
+
+def _prepare(model_name: str, eps_text: tuple[str, ...], norm: str, batch_text: str, out: str | None, force: bool,
+             progress: bool | None, sweep: int | None = None, resume: bool = False) -> Run:
     levels = sorted({parse_number(text, "--eps") for text in eps_text}) or [DEFAULT_EPS[norm]]
     if sweep is not None:
         if sweep < 2:
             raise RobustError(f"--eps-sweep needs at least 2 points, got {sweep}")
         levels = sorted({*levels, *(levels[-1] * k / sweep for k in range(1, sweep))})
-    if batch_size < 1:
-        raise RobustError(f"--batch-size must be a positive integer, got {batch_size}")
-    return Run(levels[-1], _out_dir(out, model_name, force), sys.stderr.isatty() if progress is None else progress,
-               " ".join(["robust", *sys.argv[1:]]), levels)
+    batch_size = parse_batch_size(batch_text)
+    return Run(levels[-1], _out_dir(out, model_name, force, resume), sys.stderr.isatty() if progress is None else progress,
+               " ".join(["robust", *sys.argv[1:]]), levels, batch_size)
 
 
 def _write(result: Any, out_dir: Path) -> None:
@@ -178,66 +197,18 @@ def _write(result: Any, out_dir: Path) -> None:
 
 @main.command()
 @run_options(["pgd"])
-@click.option("--framework", type=click.Choice(["robust", "art", "foolbox"]), default="robust", show_default=True,
-              help="Whose implementation of the attacks to run; every output is verified by robust.")
-@click.option("--checks/--no-checks", default=True, show_default=True,
-              help="Sanity checks that flag an unreliable evaluation (cheap extra attacks on a subset).")
-@click.option("--strict", is_flag=True, help="Exit with code 3 when any check fails.")
-@click.option("--defense", "defense_specs", multiple=True,
-              help="Preprocessing defense NAME[:k=v,...], e.g. jpeg:quality=50; repeatable, applied in order. "
-                   "gradient=bpda|approx|exact|eot sets the gradients attacks see [default: the defense's adaptive mode].")
-@click.option("--naive", is_flag=True, help="Also attack the defenses through their true gradients, to show what a "
-              "naive evaluation would report.")
-@click.option("--eps-sweep", "eps_sweep", type=int,
-              help="Also evaluate at N-1 evenly spaced smaller budgets (eps*k/N), for the robust-accuracy curve.")
-@click.option("--detector", "detector_spec", help="Measure a detector, e.g. feature-squeezing:bit_depth=1 "
-              "(calibrated on clean images of the dataset's train split).")
-def evaluate(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
-             eps_text: tuple[str, ...], norm: str, batch_size: int, device: str, seed: int, out: str | None,
-             force: bool, progress: bool | None, framework: str, checks: bool, strict: bool,
-             defense_specs: tuple[str, ...], naive: bool, eps_sweep: int | None, detector_spec: str | None) -> None:
-    """Evaluate a model's robustness: clean pass, then the attacks as a cascade."""
-    with user_errors():
-        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress, eps_sweep)
-        from robust.compare import external_attack
-
-        attacks = [external_attack(framework, name, **params) for name, params in map(parse_attack, attack_specs)]
-        from robust.data import load_dataset
-        from robust.evaluation import evaluate as run_evaluation
-        from robust.loaders import load_model
-
-        from robust.cli_defense import apply_defenses, calibrated_detector, echo_defenses
-
-        data = load_dataset(dataset, n=n)
-        model = apply_defenses(load_model(model_name, weights=weights, device=device), defense_specs, naive)
-        detector = calibrated_detector(detector_spec, model, dataset)
-        result = run_evaluation(model, (data.x, data.y), attacks, eps=run.levels, norm=norm, batch_size=batch_size,
-                                seed=seed, progress=run.progress, command=run.command, checks=checks, naive=naive,
-                                detector=detector)
-        result.dataset = data.name
-        click.echo(result.table())
-        echo_defenses(result)
-        for flag in result.checks:
-            if flag["status"] != "pass":
-                click.echo(f"{flag['status']}: {flag['id']}: {flag['message']} (see {flag['link']})")
-        _write(result, run.out_dir)
-    if strict and any(flag["status"] == "fail" for flag in result.checks):
-        click.echo("a check failed: exiting with code 3 (--strict)", err=True)
-        sys.exit(3)
-
-
-@main.command()
-@run_options(["pgd"])
 @click.option("--frameworks", default="robust,art,foolbox", show_default=True,
               help="Comma-separated frameworks to compare.")
 def compare(model_name: str, weights: str | None, attack_specs: tuple[str, ...], dataset: str, n: int,
-            eps_text: tuple[str, ...], norm: str, batch_size: int, device: str, seed: int, out: str | None,
-            force: bool, progress: bool | None, frameworks: str) -> None:
+            eps_text: tuple[str, ...], norm: str, batch_text: str, precision: str, compile_model: bool, device: str,
+            seed: int, out: str | None, force: bool, progress: bool | None, frameworks: str) -> None:
     """Run each attack through robust, ART and Foolbox on the same points; verify and compare."""
     with user_errors():
         if len(eps_text) > 1:
             raise RobustError("compare takes one --eps; use evaluate for several")
-        run = _prepare(model_name, eps_text, norm, batch_size, out, force, progress)
+        run = _prepare(model_name, eps_text, norm, batch_text, out, force, progress)
+        if run.batch_size == "auto":
+            raise RobustError("compare takes a fixed --batch-size (the frameworks run on the same batches)")
         from robust.compare import compare as run_compare
         from robust.compare import comparison_table
         from robust.data import load_dataset
@@ -247,11 +218,11 @@ def compare(model_name: str, weights: str | None, attack_specs: tuple[str, ...],
         attacks = [create_attack(name, **params) for name, params in map(parse_attack, attack_specs)]
         names = [f.strip() for f in frameworks.split(",") if f.strip()]
         data = load_dataset(dataset, n=n)
-        model = load_model(model_name, weights=weights, device=device)
+        model = load_model(model_name, weights=weights, device=device).accelerate(precision, compile_model)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             result = run_compare(model, (data.x, data.y), attacks, frameworks=names, eps=run.eps, norm=norm,
-                                 batch_size=batch_size, seed=seed, progress=run.progress, command=run.command)
+                                 batch_size=int(run.batch_size), seed=seed, progress=run.progress, command=run.command)
         for warning in caught:
             click.echo(f"note: {warning.message}", err=True)
         result.dataset = data.name
@@ -260,7 +231,15 @@ def compare(model_name: str, weights: str | None, attack_specs: tuple[str, ...],
         _write(result, run.out_dir)
 
 
-def _out_dir(out: str | None, model_name: str, force: bool) -> Path:
+def _out_dir(out: str | None, model_name: str, force: bool, resume: bool = False) -> Path:
+    if resume:
+        if out is None:
+            raise RobustError("--resume continues the run in --out DIR: give that folder")
+        if not (Path(out) / STATE_FILE).exists():
+            done = (Path(out) / "result.json").exists()
+            raise RobustError(f"nothing to resume in {out}: " + ("the run finished (its result.json is there)" if done
+                              else f"no {STATE_FILE} (a run writes it after every batch)"))
+        return Path(out)
     if out is None:
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name).name)[:40]
         return Path("reports") / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
@@ -316,4 +295,4 @@ def report(result_path: str, output: str | None) -> None:
     click.echo(f"wrote {result.to_html(target)}")
 
 
-from robust import cli_defense  # noqa: E402,F401  (registers `robust train` on the group)
+from robust import cli_defense, cli_evaluate  # noqa: E402,F401  (register `train` and `evaluate` on the group)

@@ -81,22 +81,54 @@ class Classifier(nn.Module):
         self.name = type(module).__name__
         self.num_classes: int | None = None
         self._checked_outputs = False
+        self.precision = "fp32"
+        self._compiled: nn.Module | None = None
+
+    def accelerate(self, precision: str = "fp32", compile: bool = False) -> Classifier:
+        """Use bf16 autocast for gradient passes (attack steps) and/or ``torch.compile``.
+
+        Passes without gradients (clean predictions and every success check) stay in fp32,
+        so a bf16 run never reports success on a point that fp32 would judge robust. On CUDA,
+        bf16 also switches the module to channels-last memory layout.
+
+        Args:
+            precision: "fp32" or "bf16".
+            compile: compile the module with ``torch.compile`` (the first calls are slow).
+        """
+        if precision not in ("fp32", "bf16"):
+            raise RobustError(f"precision must be fp32 or bf16, got {precision!r}")
+        self.precision = precision
+        if precision == "bf16" and self.device.type == "cuda":
+            self.module.to(memory_format=torch.channels_last)
+        self._compiled = torch.compile(self.module) if compile else None
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for ``x``; builds an autograd graph only when ``x`` needs one or the module trains."""
-        with torch.set_grad_enabled((x.requires_grad or self.module.training) and torch.is_grad_enabled()):
+        grad = (x.requires_grad or self.module.training) and torch.is_grad_enabled()
+        with torch.set_grad_enabled(grad):
             z = x
             if self.mean is not None:
                 z = z - self.mean
             if self.std is not None:
                 z = z / self.std
-            logits = self.module(z)
+            logits = self._logits(z, fast=grad and self.precision == "bf16")
         self.counter.forward += 1
         if logits.requires_grad:
             logits.register_hook(self._count_backward)
         if not self._checked_outputs:
             self._check_outputs(logits)
         return logits
+
+    def _logits(self, z: torch.Tensor, fast: bool) -> torch.Tensor:
+        module = self._compiled if self._compiled is not None else self.module
+        if not fast:
+            return module(z)
+        if self.device.type == "cuda" and z.ndim == 4:
+            z = z.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+            logits = module(z)
+        return logits.float()
 
     def _count_backward(self, grad: torch.Tensor) -> None:
         self.counter.backward += 1

@@ -185,8 +185,8 @@ def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.T
     l2 = torch.where(hit, res.l2.cpu(), float("nan"))
     linf = torch.where(hit, res.linf.cpu(), float("nan"))
     inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
-    kept = {int(part[pos]): res.x_adv[pos].detach().cpu() for pos in inside[:keep].tolist()}
-    return BatchOutcome(part.cpu(), l2, linf, kept, res.seconds, res.forward_passes, res.backward_passes,
+    kept = {int(part[pos]): res.x_adv[pos].detach().cpu().clone() for pos in inside[:keep].tolist()}
+    return BatchOutcome(part.cpu().clone(), l2, linf, kept, res.seconds, res.forward_passes, res.backward_passes,
                         res.violations)
 
 
