@@ -157,7 +157,7 @@ def loss_trace(ctx: Context, steps: int, step_size: float) -> torch.Tensor:
 
 def loss_still_improving(ctx: Context) -> dict[str, Any]:
     pgd = next((a for a in ctx.attacks if a.name == "pgd" and a.framework == "robust"), None)
-    params = pgd.params if pgd is not None else {"steps": 20, "step_size": None}
+    params: dict[str, Any] = pgd.params if pgd is not None else {"steps": 20, "step_size": None}
     steps = int(params["steps"])
     size = float(params["step_size"] or 2.5 * ctx.eps / steps)
     trace = loss_trace(ctx, steps, size)

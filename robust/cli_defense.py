@@ -17,6 +17,8 @@ from robust.errors import RobustError
 @main.command(cls=Command)
 @click.option("--model", "model_name", default="cnn", show_default=True,
               help="Architecture to train from scratch: a zoo name or package.module:attr.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these weights (a state dict) instead of a fresh initialization, to fine-tune.")
 @click.option("--defense", "defense_spec", help="A training defense, e.g. adversarial-training:method=pgd.")
 @click.option("--eps", "eps_text", help="Training eps (Linf, input space); overrides the defense's eps.")
 @click.option("--dataset", default="mnist", show_default=True, help="Dataset whose train split is used.")
@@ -32,7 +34,7 @@ from robust.errors import RobustError
 @click.option("--eval-n", type=int, default=1000, show_default=True,
               help="Test images for the final clean and PGD-40 summary (0 skips it).")
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
-def train(model_name: str, defense_spec: str | None, eps_text: str | None, dataset: str, n: int | None, epochs: int,
+def train(model_name: str, weights: str | None, defense_spec: str | None, eps_text: str | None, dataset: str, n: int | None, epochs: int,
           batch_size: int, lr: float, seed: int, device: str, out: str, resume: bool, force: bool, eval_n: int,
           progress: bool | None) -> None:
     """Train a model (adversarially with --defense); checkpoint every epoch, summarize at the end."""
@@ -46,9 +48,9 @@ def train(model_name: str, defense_spec: str | None, eps_text: str | None, datas
         from robust.training import train as run_training
 
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             defense=defense.describe() if defense else {})
+                             defense=defense.describe() if defense else {}, init=weights)
         config.check()
-        model = _fresh_model(model_name, device)
+        model = _fresh_model(model_name, device, weights)
         data = load_dataset(dataset, split="train", n=n)
         checkpoint = out_path.with_name(out_path.name + ".ckpt")
         show = sys.stderr.isatty() if progress is None else progress
@@ -80,11 +82,16 @@ def _training_defense(spec: str | None, eps_text: str | None) -> Any:
     return defense
 
 
-def _fresh_model(name: str, device: str) -> Any:
-    from robust.loaders import build_architecture
+def _fresh_model(name: str, device: str, weights: str | None) -> Any:
+    from pathlib import Path
+
+    from robust.loaders import build_architecture, load_state
     from robust.model import Classifier
 
-    model = Classifier(build_architecture(name), device=device)
+    net = build_architecture(name)
+    if weights is not None:
+        load_state(net, Path(weights))
+    model = Classifier(net, device=device)
     model.name = name
     return model
 

@@ -248,7 +248,7 @@ def _batch_size(batch_size: int | str, model: Classifier, n: int) -> int:
 
 def eps_levels(eps: float | Sequence[float]) -> list[float]:
     """One budget or several, validated, sorted and without duplicates."""
-    values = list(eps) if isinstance(eps, (list, tuple)) else [eps]
+    values: list[Any] = list(eps) if isinstance(eps, (list, tuple)) else [eps]
     if not values:
         raise RobustError("give at least one eps")
     for value in values:

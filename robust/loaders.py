@@ -57,7 +57,7 @@ def _build(name: str, weights: str | None) -> nn.Module:
     else:
         module = _from_torchvision(name, weights)
     if weights is not None:
-        _load_state(module, Path(weights))
+        load_state(module, Path(weights))
     return module.eval()
 
 
@@ -123,7 +123,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_state(module: nn.Module, path: Path) -> None:
+def load_state(module: nn.Module, path: Path) -> None:
+    """Load a state-dict file into ``module`` (``weights_only=True``), with a clear error on a mismatch."""
     try:
         module.load_state_dict(read_state_dict(path))
     except RuntimeError as exc:

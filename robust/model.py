@@ -6,6 +6,7 @@ import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -82,7 +83,7 @@ class Classifier(nn.Module):
         self.num_classes: int | None = None
         self._checked_outputs = False
         self.precision = "fp32"
-        self._compiled: nn.Module | None = None
+        self._compiled: Any = None
 
     def accelerate(self, precision: str = "fp32", compile: bool = False) -> Classifier:
         """Use bf16 autocast for gradient passes (attack steps) and/or ``torch.compile``.

@@ -38,6 +38,7 @@ class TrainConfig:
     lr: float = 3e-3
     seed: int = 0
     defense: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
     def check(self) -> None:
         if not isinstance(self.epochs, int) or self.epochs < 1:
@@ -154,8 +155,9 @@ def _restore(path: Path | None, config: TrainConfig, net: nn.Module, opt: torch.
         raise RobustError(f"{path} is not a readable training checkpoint: {exc}") from exc
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise RobustError(f"{path} is not a robust training checkpoint")
-    if state["config"] != asdict(config):
-        diff = {k: (state["config"].get(k), v) for k, v in asdict(config).items() if state["config"].get(k) != v}
+    saved = {**asdict(TrainConfig()), **state["config"]}  # settings added since the checkpoint take their defaults
+    if saved != asdict(config):
+        diff = {k: (saved.get(k), v) for k, v in asdict(config).items() if saved.get(k) != v}
         raise RobustError(f"{path} was written with other settings ({_describe(diff)}); "
                           "resume with the same options or start over without --resume")
     net.load_state_dict(state["model"])

@@ -138,3 +138,20 @@ def test_cli_detector(tmp_path: Path) -> None:
     assert code == 0, output
     detection = json.loads((tmp_path / "r" / "result.json").read_text())["detection"]
     assert "train split" in detection["calibration"] and detection["adversarial_n"] > 0
+
+
+def test_cli_train_fine_tunes_from_weights(tmp_path: Path) -> None:
+    base = tmp_path / "base.pt"
+    code, output = run("train", "--model", "cnn", "--n", "128", "--epochs", "1", "--eval-n", "0", "--out", str(base))
+    assert code == 0, output
+    tuned = tmp_path / "tuned.pt"
+    code, output = run("train", "--model", "cnn", "--weights", str(base), "--defense", "adversarial-training",
+                       "--n", "128", "--epochs", "1", "--eval-n", "0", "--out", str(tuned))
+    assert code == 0, output
+    card = json.loads(tuned.with_name("tuned.pt.json").read_text())
+    assert card["config"]["init"] == str(base)
+    before = torch.load(base, weights_only=True)
+    after = torch.load(tuned, weights_only=True)
+    assert not torch.equal(before["head.3.weight"], after["head.3.weight"])
+    code, output = run("train", "--model", "resnet", "--weights", str(base), "--n", "64", "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and "do not fit the model" in output
