@@ -255,8 +255,9 @@ def list_command(what: str) -> None:
     """List installed attacks or defenses, zoo models, or built-in datasets."""
     with user_errors():
         listing = _listing(what)
+        width = max((len(name) for name in listing), default=0) + 2
         for name, text in listing.items():
-            click.echo(f"{name:<12} {text}" if text else name)
+            click.echo(f"{name:<{width}}{text}" if text else name)
         if not listing:
             click.echo(f"no {what} installed")
 

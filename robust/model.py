@@ -84,6 +84,17 @@ class Classifier(nn.Module):
         self._checked_outputs = False
         self.precision = "fp32"
         self._compiled: Any = None
+        self._fitting = False
+
+    @contextlib.contextmanager
+    def fitting(self) -> Iterator[Classifier]:
+        """Inside the block, forward passes build a graph for the weights (training) in train mode."""
+        previous, self._fitting = self._fitting, True
+        self.module.train()
+        try:
+            yield self
+        finally:
+            self._fitting = previous
 
     def accelerate(self, precision: str = "fp32", compile: bool = False) -> Classifier:
         """Use bf16 autocast for gradient passes (attack steps) and/or ``torch.compile``.
@@ -105,8 +116,8 @@ class Classifier(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits for ``x``; builds an autograd graph only when ``x`` needs one or the module trains."""
-        grad = (x.requires_grad or self.module.training) and torch.is_grad_enabled()
+        """Logits for ``x``; builds an autograd graph only when ``x`` requires one, or inside :meth:`fitting`."""
+        grad = (x.requires_grad or self._fitting) and torch.is_grad_enabled()
         with torch.set_grad_enabled(grad):
             z = x
             if self.mean is not None:

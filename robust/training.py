@@ -95,7 +95,8 @@ def train(
     if resume:
         history = _restore(checkpoint, config, net, opt, sched)
     for epoch in range(len(history), config.epochs):
-        entry = _epoch(model, data, config, epoch, opt, sched, defense, progress)
+        with model.fitting():
+            entry = _epoch(model, data, config, epoch, opt, sched, defense, progress)
         history.append(entry)
         if checkpoint is not None:
             _save(checkpoint, config, net, opt, sched, history)
@@ -111,7 +112,6 @@ def _epoch(model: Classifier, data: ArrayDataset, config: TrainConfig, epoch: in
     torch.manual_seed(config.seed * 100_003 + epoch)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch))
     steps = max(1, len(data) // config.batch_size)
-    model.module.train()
     total_loss, correct, seen, eps = 0.0, 0, 0, 0.0
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", disable=not progress, leave=False)
     for i in bar:
