@@ -31,6 +31,8 @@ bench: install
 	$(BIN)/python benchmarks/bench_pgd.py
 	$(BIN)/python benchmarks/bench_minimization.py
 	$(BIN)/python benchmarks/bench_defenses.py
+	$(BIN)/python benchmarks/bench_cascade.py
+	$(BIN)/python benchmarks/bench_precision.py
 
 lint: install
 	$(BIN)/python -m pip install -q -e '.[dev]'

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import torch
 
 from attacks.pgd import margin_loss
-from robust.attack import Attack
+from robust.attack import Attack, confirm
 from robust.model import Classifier
 
 SHRINK = 0.999999  # keeps the bounds themselves finite in tanh space
@@ -141,7 +141,9 @@ class CarliniWagnerL2(Attack):
             loss = (xa - x0s).flatten(1).square().sum(1) + cs * (kappa - margin).clamp_min(0)
             grad, = torch.autograd.grad(loss.sum(), w)
             with torch.no_grad():
-                self.record(xa.detach(), xs, margin.detach() > kappa, idx, best, best_l2, found)
+                hit = confirm(model, xa, margin.detach() > kappa,
+                              lambda rows, exact: margin_loss(exact, ys[rows], targeted) > kappa)
+                self.record(xa.detach(), xs, hit, idx, best, best_l2, found)
                 w = w.detach() - adam.step(grad)
                 if not abort or step % period:
                     continue

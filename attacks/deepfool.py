@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from robust.attack import Attack, clip
+from robust.attack import Attack, clip, confirm
 from robust.model import Classifier
 
 
@@ -79,7 +79,8 @@ class DeepFool(Attack):
             if classes is None:
                 classes = candidate_classes(logits.detach(), y, p["candidates"])
                 self.check(classes.shape[1] >= 2, "deepfool needs a model with at least 2 classes")
-            keep = logits.detach().argmax(dim=1) == y[idx]
+            ys = y[idx]
+            keep = ~confirm(model, xa, logits.detach().argmax(dim=1) != ys, lambda rows, exact: exact.argmax(1) != ys[rows])
             if not bool(keep.all()):
                 x_adv[idx[~keep]] = xa.detach()[~keep]
                 if not bool(keep.any()):

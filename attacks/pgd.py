@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from robust.attack import Attack, is_adversarial
+from robust.attack import Attack, confirm, is_adversarial
 from robust.model import Classifier
 
 
@@ -100,7 +100,9 @@ class PGD(Attack):
             logits = model(xa)
             grad, = torch.autograd.grad(loss_fn(logits, y[idx], targeted).sum(), xa)
             xa = xa.detach()
-            done = is_adversarial(logits.detach(), y[idx], targeted)
+            ys = y[idx]
+            done = confirm(model, xa, is_adversarial(logits.detach(), ys, targeted),
+                           lambda rows, exact: is_adversarial(exact, ys[rows], targeted))
             if bool(done.any()):
                 x_adv[idx[done]] = xa[done]
                 keep = ~done

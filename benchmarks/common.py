@@ -31,11 +31,13 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import logging
 import os
 import platform
 import re
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -338,3 +340,16 @@ def setup_device(device_name: str, threads: int | None) -> torch.device:
     if threads > 0:
         torch.set_num_threads(threads)
     return device
+
+
+def script_logger(name: str) -> logging.Logger:
+    """Progress lines on stderr from one benchmark script only (other libraries' loggers stay quiet)."""
+    log = logging.getLogger(name)
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+        log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    warnings.filterwarnings("ignore")
+    return log

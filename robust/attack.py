@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, final
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -79,6 +81,29 @@ def is_adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> tor
     """Per-sample success: the target class (targeted) or any wrong class (untargeted)."""
     pred = logits.argmax(dim=1)
     return pred == y if targeted else pred != y
+
+
+def confirm(model: Classifier, x: torch.Tensor, flagged: torch.Tensor,
+            test: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Re-check, with an exact forward pass, the rows that a gradient pass flagged as successful.
+
+    A gradient pass can be approximate (bf16 autocast, or logits averaged over EOT draws)
+    while success is judged exactly; an attack that drops a point as fooled on the
+    approximate logits would lose it. Where the model's gradient passes are exact this
+    returns ``flagged`` unchanged, at no cost.
+
+    Args:
+        model: the attacked classifier.
+        x: the inputs of the gradient pass.
+        flagged: per-row bool from the gradient pass's logits.
+        test: ``test(rows, logits)`` gives the success of ``rows`` from their exact logits.
+    """
+    if model.exact_gradient_pass or not bool(flagged.any()):
+        return flagged
+    rows = flagged.nonzero().squeeze(1)
+    with torch.no_grad():
+        exact = test(rows, model(x[rows].detach()))
+    return flagged.index_put((rows,), exact)
 
 
 class Attack(abc.ABC):

@@ -159,6 +159,10 @@ class DefendedClassifier(Classifier):
         self._checked_outputs = True
         self.defenses: list[Defense] = [*getattr(inner, "defenses", []), defense]
 
+    @property
+    def exact_gradient_pass(self) -> bool:
+        return self.inner.exact_gradient_pass and self.eot == 1
+
     @property  # type: ignore[override]
     def num_classes(self) -> int | None:
         return self.inner.num_classes

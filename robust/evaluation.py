@@ -38,7 +38,7 @@ def evaluate(
     *,
     eps: float | Sequence[float],
     norm: str = "linf",
-    batch_size: int = 256,
+    batch_size: int | str = 256,
     device: str | torch.device | None = None,
     seed: int = 0,
     cascade: bool = True,
@@ -61,7 +61,8 @@ def evaluate(
         eps: perturbation budget in input space, in ``norm``; several values evaluate each
             (recorded in ``sweep``), and the largest is the headline.
         norm: "linf" or "l2"; attacks created here by name use it.
-        batch_size: samples per attack call.
+        batch_size: samples per attack call, or ``"auto"``: on CUDA the whole set, halved
+            (and the batch retried) on an out-of-memory error; 256 on the CPU.
         device: "auto"/None, "cpu" or "cuda"; moves a plain module (a Classifier keeps its own).
         seed: seeds every attack's randomness.
         cascade: attack only the points still robust (default); False runs every attack on

@@ -96,6 +96,11 @@ class Classifier(nn.Module):
         finally:
             self._fitting = previous
 
+    @property
+    def exact_gradient_pass(self) -> bool:
+        """Whether logits from a gradient pass equal those of a plain (judging) pass."""
+        return self.precision == "fp32"
+
     def accelerate(self, precision: str = "fp32", compile: bool = False) -> Classifier:
         """Use bf16 autocast for gradient passes (attack steps) and/or ``torch.compile``.
 

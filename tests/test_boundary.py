@@ -77,6 +77,7 @@ def test_beats_foolbox_at_equal_queries(zoo_cnn: robust.Classifier, mnist500: An
     assert float(ours.l2.median()) <= float(fb_l2.median()), (float(ours.l2.median()), float(fb_l2.median()))
 
 
+@pytest.mark.cuda
 def test_seeded_and_inside_bounds(digits_model: robust.Classifier, digits: Any) -> None:
     x, y = digits.x[:32].to(digits_model.device), digits.y[:32].to(digits_model.device)
     attack = robust.create_attack("boundary", max_queries=300)
@@ -87,6 +88,7 @@ def test_seeded_and_inside_bounds(digits_model: robust.Classifier, digits: Any) 
     assert bool(first.success.all()) and int(first.queries.max()) <= 300
 
 
+@pytest.mark.cuda
 def test_misclassified_cost_one_query_and_come_back_unchanged(linear_oracle: Any) -> None:
     x, y = linear_oracle.x, linear_oracle.y
     wrong = (y + 1) % 10

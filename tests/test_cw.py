@@ -15,6 +15,7 @@ def correct_points(model: robust.Classifier, data: Any, n: int) -> tuple[torch.T
     return data.x[keep][:n], data.y[keep][:n]
 
 
+@pytest.mark.cuda
 def test_cw_reaches_linear_oracle_minimum(linear_oracle: Any) -> None:
     """On a linear model the minimal L2 distances are known: CW gets within 2% (median), never below."""
     o = linear_oracle

@@ -21,6 +21,7 @@ def mnist_correct(mnist500: Any, zoo_cnn: robust.Classifier) -> tuple[torch.Tens
     return x[ok][:64], y[ok][:64]
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_linear_oracle_near_optimal(norm: str, linear_oracle: Any) -> None:
     attack = robust.create_attack("deepfool", norm=norm, overshoot=OVERSHOOT)
@@ -72,6 +73,7 @@ def test_output_within_bounds_and_eps(zoo_cnn: robust.Classifier, mnist_correct:
     assert 0 < float(capped.success.float().mean()) < 1, "eps=1.0 should cap some samples, not all"
 
 
+@pytest.mark.cuda
 def test_misclassified_inputs_are_returned_unchanged(zoo_cnn: robust.Classifier, mnist_correct: Any) -> None:
     x, y = mnist_correct
     wrong = (y + 1) % 10  # labels the model does not predict for these images

@@ -120,6 +120,7 @@ def test_defenses_chain_and_unwrap(zoo_cnn: Any) -> None:
     assert [d.gradient for d in naive_model(chained).defenses] == ["exact", "exact"]
 
 
+@pytest.mark.cuda
 def test_adaptive_evaluation_reveals_what_the_naive_one_hides(zoo_cnn: Any, mnist500: Any) -> None:
     data = (mnist500.x[:200], mnist500.y[:200])
     plain = robust.evaluate(zoo_cnn, data, ["pgd"], eps=0.3).robust_accuracy
@@ -134,6 +135,7 @@ def test_adaptive_evaluation_reveals_what_the_naive_one_hides(zoo_cnn: Any, mnis
     assert max(gaps[n][1] - gaps[n][0] for n in ("jpeg", "spatial-smoothing")) >= 0.5, gaps
 
 
+@pytest.mark.cuda
 def test_kornia_approximation_is_a_working_gradient_path(zoo_cnn: Any, mnist500: Any) -> None:
     data = (mnist500.x[:100], mnist500.y[:100])
     result = robust.evaluate(robust.create_defense("jpeg", gradient="approx").wrap(zoo_cnn), data, ["pgd"], eps=0.3)
@@ -150,6 +152,7 @@ def test_detector_reaches_its_false_positive_rate(zoo_cnn: Any) -> None:
     assert abs(rate - 0.05) <= 0.02, f"false-positive rate {rate:.3f} on held-out clean images"
 
 
+@pytest.mark.cuda
 def test_evaluation_reports_the_detection_rate(zoo_cnn: Any, mnist500: Any, tmp_path: Any) -> None:
     detector = robust.create_defense("feature-squeezing", median=2).detector(zoo_cnn)
     detector.calibrate(robust.load_dataset("mnist", split="train", n=1000).x)

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import robust
 
 
+@pytest.mark.cuda
 def test_cascade_attacks_only_points_still_robust(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     x, y = mnist500.x[:200], mnist500.y[:200]
     result = robust.evaluate(zoo_cnn, (x, y), ["fgsm", "pgd"], eps=0.15)
@@ -25,6 +26,7 @@ def test_cascade_attacks_only_points_still_robust(zoo_cnn: robust.Classifier, mn
     assert fgsm.robust_accuracy >= pgd.robust_accuracy
 
 
+@pytest.mark.cuda
 def test_worst_case_equals_union_of_per_attack_successes(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     x, y = mnist500.x[:200], mnist500.y[:200]
     attacks = [robust.create_attack("fgsm"), robust.create_attack("pgd", steps=10, random_start=False)]
@@ -70,6 +72,7 @@ def test_json_round_trip(tmp_path: Path, digits_model: robust.Classifier, digits
     assert loaded == result
 
 
+@pytest.mark.cuda
 def test_l2_evaluation(digits_model: robust.Classifier, digits: Any) -> None:
     result = robust.evaluate(digits_model, (digits.x[:64], digits.y[:64]), ["pgd"], eps=1.0, norm="l2")
     assert result.attacks[0].params["norm"] == "l2"

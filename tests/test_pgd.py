@@ -15,12 +15,14 @@ def correct_points(model: robust.Classifier, data: Any) -> tuple[torch.Tensor, t
     return data.x[keep], data.y[keep]
 
 
+@pytest.mark.cuda
 def test_pgd_breaks_zoo_resnet(zoo_resnet: robust.Classifier, mnist500: Any) -> None:
     result = robust.evaluate(zoo_resnet, (mnist500.x, mnist500.y), ["pgd"], eps=0.3)
     assert result.clean_accuracy >= 0.985
     assert result.robust_accuracy <= 0.02
 
 
+@pytest.mark.cuda
 def test_fgsm_weaker_than_pgd(zoo_resnet: robust.Classifier, mnist500: Any) -> None:
     x, y = mnist500.x[:200], mnist500.y[:200]
     fgsm = robust.create_attack("fgsm")(zoo_resnet, x, y, eps=0.1)
@@ -42,6 +44,7 @@ def test_pgd_agrees_with_foolbox(zoo_cnn: robust.Classifier, mnist500: Any) -> N
     assert our_robust <= fb_robust + 0.01, (our_robust, fb_robust)
 
 
+@pytest.mark.cuda
 def test_l2_pgd_matches_linear_oracle(linear_oracle: Any) -> None:
     """A point is broken at L2 eps exactly when its minimal distance is below eps."""
     o = linear_oracle
@@ -53,6 +56,7 @@ def test_l2_pgd_matches_linear_oracle(linear_oracle: Any) -> None:
     assert float(res.l2.max()) <= eps * (1 + 1e-5)
 
 
+@pytest.mark.cuda
 def test_linf_pgd_matches_linear_oracle(linear_oracle: Any) -> None:
     o = linear_oracle
     dist = o.min_distance("linf")
@@ -62,6 +66,7 @@ def test_linf_pgd_matches_linear_oracle(linear_oracle: Any) -> None:
     assert torch.equal(res.success.cpu()[clear], (dist < eps)[clear])
 
 
+@pytest.mark.cuda
 def test_targeted_pgd_reaches_targets(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     x, y = correct_points(zoo_cnn, mnist500)
     x, targets = x[:64], (y[:64] + 1) % 10
@@ -79,6 +84,7 @@ def test_restarts_never_hurt(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     assert int(three.success.sum()) >= int(one.success.sum())
 
 
+@pytest.mark.cuda
 def test_early_exit_saves_passes(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     """Fooled samples leave the batch: every backward pass still runs, but on fewer samples."""
     x, y = mnist500.x[:64], mnist500.y[:64]

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# GPU check: on a CUDA machine with nothing but this repository, run the tests marked `cuda` on
+# the GPU, then every benchmark with CUDA-sized, short settings. The figures merge into
+# benchmarks/results/<device>.json (one section per benchmark) and the whole console output
+# goes to benchmarks/results/gpu-check-<device>.log.
+#
+#   benchmarks/gpu_check.sh            # run it (creates .venv with `make install` if missing)
+#   benchmarks/gpu_check.sh --dry-run  # print the steps and their time limits, run nothing
+#
+# Each step has a time limit; a step that fails or runs out of time is reported and the next
+# one runs. Exit status: 0 if every step passed, 1 if one did not, 2 if no CUDA device is
+# visible or the environment cannot be set up. Set GPU_CHECK_OUT=DIR to copy the JSON and the
+# log there at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PY=.venv/bin/python
+RESULTS=benchmarks/results
+# name | time limit in seconds | command (run from the repository root). The compiled cases come
+# last and apart: a cold torch.compile is the longest and least predictable step, and a step
+# that runs out of time writes no figures.
+STEPS=(
+    "tests|90|$PY -m pytest --device cuda -m cuda -q -p no:cacheprovider"
+    "bench_cascade|90|$PY benchmarks/bench_cascade.py --device cuda"
+    "bench_precision|60|$PY benchmarks/bench_precision.py --device cuda --no-compile"
+    "bench_pgd|60|$PY benchmarks/bench_pgd.py --device cuda --quick"
+    "bench_minimization|90|$PY benchmarks/bench_minimization.py --device cuda --quick"
+    "bench_defenses|60|$PY benchmarks/bench_defenses.py --device cuda --quick"
+    "bench_precision_compile|240|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
+)
+
+die() {
+    echo "gpu_check: $*" >&2
+    exit 2
+}
+
+dry_run() {
+    local total=0 step name limit cmd
+    for step in "${STEPS[@]}"; do
+        IFS='|' read -r name limit cmd <<<"$step"
+        printf '%-24s %4ss  %s\n' "$name" "$limit" "$cmd"
+        total=$((total + limit))
+    done
+    echo "at most ${total}s in all, plus setup"
+}
+
+# Refuse before installing anything when no GPU can be seen.
+preflight() {
+    case "${CUDA_VISIBLE_DEVICES-unset}" in
+        "" | "-1") die "no CUDA device is visible: CUDA_VISIBLE_DEVICES is '${CUDA_VISIBLE_DEVICES}'" ;;
+    esac
+    if command -v nvidia-smi >/dev/null 2>&1; then
+        nvidia-smi -L 2>/dev/null | grep -q '^GPU ' \
+            || die "no CUDA device is visible: nvidia-smi lists no GPU (is the driver loaded?)"
+    elif ! ls /dev/nvidia[0-9]* >/dev/null 2>&1; then
+        die "no CUDA device is visible: neither nvidia-smi nor /dev/nvidia* is present"
+    fi
+}
+
+setup() {
+    if [ ! -x "$PY" ]; then
+        echo "gpu_check: no $PY; creating it with 'make install' (wheels from the package index)"
+        make install || die "'make install' failed"
+        [ -x "$PY" ] || die "'make install' did not create $PY"
+    fi
+    "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
+        || die "no CUDA device is visible to torch $("$PY" -c 'import torch; print(f"{torch.__version__} (built for CUDA {torch.version.cuda})")' 2>/dev/null)"
+}
+
+run_steps() {
+    local failed=0 step name limit cmd start rc status summary=()
+    echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    nvidia-smi 2>/dev/null || true
+    "$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "CUDA", torch.version.cuda, "torchvision", torchvision.__version__, "device", torch.cuda.get_device_name(0))'
+    for step in "${STEPS[@]}"; do
+        IFS='|' read -r name limit cmd <<<"$step"
+        echo
+        echo "=== $name (limit ${limit}s): $cmd"
+        start=$SECONDS
+        rc=0
+        timeout --kill-after=10 "$limit" $cmd || rc=$?
+        case $rc in
+            0) status=ok ;;
+            124 | 137) status="out of time" ;;
+            *) status="failed (exit $rc)" ;;
+        esac
+        [ "$rc" -eq 0 ] || failed=1
+        summary+=("$(printf '%-24s %-18s %5ss' "$name" "$status" "$((SECONDS - start))")")
+    done
+    echo
+    echo "=== summary"
+    printf '%s\n' "${summary[@]}"
+    return $failed
+}
+
+case "${1-}" in
+    --dry-run) dry_run; exit 0 ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    "") ;;
+    *) die "unknown argument '$1' (use --dry-run or --help)" ;;
+esac
+
+preflight
+setup
+slug=$("$PY" -c 'import sys, torch; sys.path.insert(0, "benchmarks"); from common import device_info; print(device_info(torch.device("cuda"))["slug"])') \
+    || die "could not name the CUDA device"
+mkdir -p "$RESULTS"
+log="$RESULTS/gpu-check-$slug.log"
+run_steps 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+if [ -n "${GPU_CHECK_OUT-}" ]; then
+    mkdir -p "$GPU_CHECK_OUT"
+    for file in "$log" "$RESULTS/$slug.json"; do
+        if [ -f "$file" ]; then cp "$file" "$GPU_CHECK_OUT"/; else echo "gpu_check: no $file to copy" >&2; fi
+    done
+fi
+echo "gpu_check: log in $log, figures in $RESULTS/$slug.json"
+exit "$rc"
