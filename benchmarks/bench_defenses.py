@@ -30,9 +30,7 @@ Run ``python benchmarks/bench_defenses.py --help`` for the flags.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -45,10 +43,11 @@ import torch.nn.functional as F
 
 import robust
 from common import (
+    script_logger,
     describe, device_info, fmt_seconds, markdown_table, median, setup_device, time_interleaved, write_results,
 )
 
-log = logging.getLogger("bench_defenses")
+log = script_logger("bench_defenses")
 BOUNDS = (0.0, 1.0)
 QUALITY = 75
 BITS = {"mnist": 1, "cifar": 5}
@@ -230,14 +229,6 @@ def run_all(args: argparse.Namespace, device: torch.device, repeats: int, label:
     return rows
 
 
-def setup_logging() -> None:
-    """Progress lines on stderr from this script only (the peers' own loggers stay quiet)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # ART configures the root logger on import
-    warnings.filterwarnings("ignore")
 
 
 def payload(args: argparse.Namespace, repeats: int, rows: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
@@ -264,7 +255,6 @@ def payload(args: argparse.Namespace, repeats: int, rows: list[dict[str, Any]], 
 def main(argv: list[str] | None = None) -> None:
     """Run every case, print the table and merge the figures into the device's results JSON."""
     args = parse_args(argv)
-    setup_logging()
     device = setup_device(args.device, args.threads)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 5)
     info = device_info(device)

@@ -37,9 +37,7 @@ Run ``python benchmarks/bench_minimization.py --help`` for the flags.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +48,13 @@ from torch import nn
 
 import robust
 from common import (
+    script_logger,
     setup_device,
     describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, time_interleaved,
     verify_minimization, write_results,
 )
 
-log = logging.getLogger("bench_minimization")
+log = script_logger("bench_minimization")
 ATTACKS = ("deepfool", "cw", "boundary")
 METHODS = ("ours", "foolbox", "art")
 ROUNDS = {"deepfool": 3, "cw": 3, "boundary": 2}  # timed rounds; a boundary round is ~45 s on the 2-core CPU
@@ -382,14 +381,6 @@ def run_all(args: argparse.Namespace, cfg: Config, device: torch.device, label: 
     return rows
 
 
-def setup_logging() -> None:
-    """Progress lines on stderr from this script only (the peers' own loggers stay quiet)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False  # ART configures the root logger on import
-    warnings.filterwarnings("ignore")
 
 
 def payload(args: argparse.Namespace, cfg: Config, rows: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
@@ -412,7 +403,6 @@ def payload(args: argparse.Namespace, cfg: Config, rows: list[dict[str, Any]], e
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    setup_logging()
     device = setup_device(args.device, args.threads)
     cfg, info = make_config(args), device_info(device)
     start = time.perf_counter()

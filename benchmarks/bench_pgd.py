@@ -27,9 +27,7 @@ a forward pass of the model. Run ``python benchmarks/bench_pgd.py --help`` for t
 from __future__ import annotations
 
 import argparse
-import logging
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +39,13 @@ from torch import nn
 
 import robust
 from common import (
+    script_logger,
     setup_device,
     describe, device_info, fmt_bytes, fmt_seconds, markdown_table, median, memory_method, paired_ratios, peak_memory,
     prepare_cpu_memory, time_interleaved, verify, write_results,
 )
 
-log = logging.getLogger("bench_pgd")
+log = script_logger("bench_pgd")
 METHODS = ("raw", "ours", "foolbox", "art")
 STEPS = 10
 FGSM_FACTOR = 2  # FGSM is a tenth of PGD-10's cost, so it gets more timed rounds
@@ -282,7 +281,6 @@ def memory_pass(all_cases: list[tuple[int, dict[str, Runner]]], rows: list[dict[
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    setup_logging()
     device = setup_device(args.device, args.threads)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 3)
     memory = "none" if args.quick else args.memory
@@ -322,13 +320,6 @@ def run_all(args: argparse.Namespace, device: torch.device, repeats: int,
     return rows, all_cases
 
 
-def setup_logging() -> None:
-    """Progress lines on stderr from this script only (the peers' own loggers stay quiet)."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    warnings.filterwarnings("ignore")
 
 
 def payload(args: argparse.Namespace, repeats: int, memory: str, rows: list[dict[str, Any]], device: torch.device,

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from robust.attack import Attack, AttackResult
+from robust.attack import Attack
 from robust.data import ArrayDataset, Data, collect
 from robust.defense import defense_chain, naive_model
 from robust.detection import detection_summary
@@ -26,7 +25,7 @@ from robust.memory import PeakMemory
 from robust.model import Classifier, resolve_device
 from robust.registry import create_attack
 from robust.result import AttackSummary, Evaluation
-from robust.runner import Batches, RunState, fingerprint, progress_bar, run_batch, run_key
+from robust.runner import Batches, Distances, RunState, fingerprint, progress_bar, run_batch, run_key
 
 log = logging.getLogger(__name__)
 
@@ -170,33 +169,6 @@ def run_evaluation(
         attacks=summaries, samples=_samples(y, clean_pred, broken_by, found), cascade=cascade,
         environment=environment(clf.device, command), checks=flags, examples=build_examples(clf, x, y, picks),
     ), masks
-
-
-@dataclass
-class Distances:
-    """Per-point perturbation norms of successful adversarial examples (NaN where none)."""
-
-    l2: torch.Tensor
-    linf: torch.Tensor
-    kept: dict[int, torch.Tensor] = field(default_factory=dict)  # a few adversarial inputs, for the report
-
-    @classmethod
-    def empty(cls, n: int) -> Distances:
-        return cls(torch.full((n,), float("nan")), torch.full((n,), float("nan")))
-
-    def of(self, norm: str) -> torch.Tensor:
-        return self.l2 if norm == "l2" else self.linf
-
-    def within(self, eps: float, norm: str) -> torch.Tensor:
-        """Points with an adversarial example inside the eps ball (NaN compares False)."""
-        return self.of(norm) <= eps * (1 + 1e-5) + 1e-7
-
-    def keep_smaller(self, other: Distances) -> None:
-        """Keep, per point, the smaller of the two perturbations (by L2, then Linf)."""
-        better = torch.isnan(self.l2) | (other.l2 < self.l2)
-        self.l2 = torch.where(better & ~torch.isnan(other.l2), other.l2, self.l2)
-        better = torch.isnan(self.linf) | (other.linf < self.linf)
-        self.linf = torch.where(better & ~torch.isnan(other.linf), other.linf, self.linf)
 
 
 def _run_attack(

@@ -196,3 +196,29 @@ def progress_bar(items: Iterable[int], total: int, desc: str, show: bool) -> Ite
     rank, _ = _distributed()
     return tqdm(items, total=total, desc=desc, unit="batch", disable=not show or rank != 0, leave=False)
 
+
+@dataclass
+class Distances:
+    """Per-point perturbation norms of successful adversarial examples (NaN where none)."""
+
+    l2: torch.Tensor
+    linf: torch.Tensor
+    kept: dict[int, torch.Tensor] = field(default_factory=dict)  # a few adversarial inputs, for the report
+
+    @classmethod
+    def empty(cls, n: int) -> Distances:
+        return cls(torch.full((n,), float("nan")), torch.full((n,), float("nan")))
+
+    def of(self, norm: str) -> torch.Tensor:
+        return self.l2 if norm == "l2" else self.linf
+
+    def within(self, eps: float, norm: str) -> torch.Tensor:
+        """Points with an adversarial example inside the eps ball (NaN compares False)."""
+        return self.of(norm) <= eps * (1 + 1e-5) + 1e-7
+
+    def keep_smaller(self, other: Distances) -> None:
+        """Keep, per point, the smaller of the two perturbations (by L2, then Linf)."""
+        better = torch.isnan(self.l2) | (other.l2 < self.l2)
+        self.l2 = torch.where(better & ~torch.isnan(other.l2), other.l2, self.l2)
+        better = torch.isnan(self.linf) | (other.linf < self.linf)
+        self.linf = torch.where(better & ~torch.isnan(other.linf), other.linf, self.linf)
