@@ -55,7 +55,7 @@ def net(zoo_cnn: robust.Classifier) -> nn.Module:
     return zoo_cnn.module
 
 
-@pytest.mark.parametrize(("name", "eps"), [("cnn", 0.1), ("resnet", 0.1)])
+@pytest.mark.parametrize(("name", "eps"), [("cnn", 0.1), ("resnet", 0.1), ("cnn-at", 0.3), ("resnet-at", 0.3)])
 def test_zoo_models_trip_no_check(name: str, eps: float, mnist500: Any) -> None:
     found = statuses(robust.load_model(name), mnist500, eps=eps)
     assert len(found) == 9

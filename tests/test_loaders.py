@@ -18,7 +18,7 @@ def test_zoo_models_reach_stated_accuracy(name: str) -> None:
     data = robust.load_dataset("mnist")
     model = robust.load_model(name)
     accuracy = float((model.predict(data.x).cpu() == data.y).float().mean())
-    assert accuracy >= 0.985
+    assert accuracy >= (0.97 if name.endswith("-at") else 0.985)
     assert accuracy == pytest.approx(zoo_cards()[name]["clean_accuracy"], abs=1e-3)
 
 
