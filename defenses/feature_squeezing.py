@@ -34,11 +34,16 @@ def reduce_bits(x: torch.Tensor, bits: int, bounds: tuple[float, float] = (0.0, 
     levels = 2 ** bits - 1
     if (lo, hi) != (0.0, 1.0):
         return torch.round((x - lo) / (hi - lo) * levels) / levels * (hi - lo) + lo
+    if levels == 1:
+        return torch.round(x)
     if x.requires_grad:
         return torch.round(x * levels) / levels
-    if x.device.type == "cpu" and len(x) > 256:  # in cache-sized pieces
-        return torch.cat([x[i:i + 256].mul(levels).round_().div_(levels) for i in range(0, len(x), 256)])
-    return x.mul(levels).round_().div_(levels)
+    out = torch.empty_like(x)
+    for i in range(0, len(x), 256):  # in cache-sized pieces, written in place
+        piece = out[i:i + 256]
+        torch.mul(x[i:i + 256], levels, out=piece)
+        piece.round_().div_(levels)
+    return out
 
 
 class FeatureSqueezing(Defense):

@@ -85,6 +85,16 @@ def test_median_filter_matches_scipy(window: int) -> None:
     assert np.array_equal(ours, scipy_median(x.numpy(), size=(1, 1, window, window), mode="reflect"))
 
 
+@pytest.mark.parametrize("bits", [1, 4, 5])
+def test_bit_depth_reduction_matches_art(bits: int) -> None:
+    from art.defences.preprocessor import FeatureSqueezing as ArtSqueezing
+
+    x = torch.rand(300, 3, 8, 8, generator=torch.Generator().manual_seed(bits))
+    theirs, _ = ArtSqueezing(clip_values=(0, 1), bit_depth=bits)(x.numpy())
+    ours = robust.create_defense("feature-squeezing", bit_depth=bits).transform(x)
+    assert np.array_equal(ours.numpy(), theirs.astype(np.float32))
+
+
 def test_bit_depth_reduction_keeps_two_levels_at_one_bit(mnist500: Any) -> None:
     out = robust.create_defense("feature-squeezing", bit_depth=1).transform(mnist500.x[:32])
     assert set(out.unique().tolist()) <= {0.0, 1.0}
