@@ -28,8 +28,10 @@ import torch
 
 import robust
 from common import (
+    add_run_args,
+    save_results,
     describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, script_logger, setup_device,
-    time_interleaved, write_results,
+    time_interleaved,
 )
 
 log = script_logger("bench_cascade")
@@ -136,11 +138,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cw-lr", type=float, default=0.1, help="CW Adam step size (default 0.1)")
     p.add_argument("--boundary-queries", type=int, default=500, help="Boundary queries per sample (default 500)")
     p.add_argument("--seed", type=int, default=0, help="evaluate's seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 on the CPU, torch's default with CUDA; 0 keeps torch's default)")
-    p.add_argument("--section", default=None, help="results section (default cascade, or cascade-quick)")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+    add_run_args(p, "cascade")
     return p.parse_args(argv)
 
 
@@ -185,14 +183,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"Robust accuracy varied between rounds in: {', '.join(varied)} (the first timed round is reported).")
     print(f"attack time: sum of Evaluation.attacks[i].seconds, median over rounds; x all: median over rounds of "
           f"(cascade / all) in the same round; passes are batched passes. Total {elapsed:.0f} s.")
-    if not args.no_write:
-        payload = {"config": {**{k: v for k, v in vars(args).items() if k not in ("no_write", "section")},
-                              "model": "resnet", "norm": "l2", "timed_rounds": repeats,
-                              "warmup": "one untimed round per mode on 16 images with one- or two-step attacks",
-                              "torch_threads": torch.get_num_threads()},
-                   "total_seconds": elapsed, "rows": rows, "agreement": agree}
-        path = write_results(args.section or ("cascade-quick" if args.quick else "cascade"), payload, info)
-        print(f"wrote {path}")
+    config = {k: v for k, v in vars(args).items() if k not in ("no_write", "section")}
+    save_results(args, "cascade", {
+        "config": {**config, "model": "resnet", "norm": "l2", "timed_rounds": repeats,
+                   "warmup": "one untimed round per mode on 16 images with one- or two-step attacks",
+                   "torch_threads": torch.get_num_threads()},
+        "total_seconds": elapsed, "rows": rows, "agreement": agree}, info)
 
 
 if __name__ == "__main__":

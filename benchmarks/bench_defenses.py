@@ -43,8 +43,10 @@ import torch.nn.functional as F
 
 import robust
 from common import (
+    add_run_args,
+    save_results,
     script_logger,
-    describe, device_info, fmt_seconds, markdown_table, median, setup_device, time_interleaved, write_results,
+    describe, device_info, fmt_seconds, markdown_table, median, setup_device, time_interleaved,
 )
 
 log = script_logger("bench_defenses")
@@ -205,11 +207,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--windows", default="3,2", help="median windows for spatial smoothing (default 3,2)")
     p.add_argument("--cifar", choices=("real", "random"), default="real",
                    help="CIFAR-shaped batch: variants of Foolbox's 20 CIFAR-10 samples (default) or random grey levels")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 on the CPU, torch's default with CUDA; 0 keeps torch's default)")
-    p.add_argument("--section", default=None, help="results section (default defenses, or defenses-quick)")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+    add_run_args(p, "defenses")
     return p.parse_args(argv)
 
 
@@ -264,10 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{table(rows, describe(info))}\n\nseconds: median over rounds for the whole batch; speed-up vs ART: "
           f"median over rounds of (ART / method) in the same round; diffs against ART's output, in grey levels. "
           f"{repeats} timed rounds ({CHEAP_FACTOR * repeats} for feature squeezing); total {elapsed:.0f} s.")
-    if not args.no_write:
-        section = args.section or ("defenses-quick" if args.quick else "defenses")
-        path = write_results(section, payload(args, repeats, rows, elapsed), info)
-        print(f"wrote {path}")
+    save_results(args, "defenses", payload(args, repeats, rows, elapsed), info)
 
 
 if __name__ == "__main__":

@@ -48,10 +48,12 @@ from torch import nn
 
 import robust
 from common import (
+    add_run_args,
+    save_results,
     script_logger,
     setup_device,
     describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, time_interleaved,
-    verify_minimization, write_results,
+    verify_minimization,
 )
 
 log = script_logger("bench_minimization")
@@ -342,12 +344,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--art-boundary-iters", type=int, default=None,
                    help=f"ART Boundary max_iter (default (queries - {ART_QUERIES_FIXED}) // {ART_QUERIES_PER_ITER}, "
                         "about the budget on the zoo cnn; the measured queries are reported)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default 1 on the CPU, torch's default with CUDA; 0 keeps torch's default)")
-    p.add_argument("--section", default=None,
-                   help="results section to write (default 'minimization', 'minimization-quick' with --quick)")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+    add_run_args(p, "minimization")
     return p.parse_args(argv)
 
 
@@ -411,10 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{table(rows, cfg, describe(info))}\n\nx ours: median over rounds of (method / ours) in the same round, "
           f"times scaled to the batch of {args.n}. Total {elapsed:.0f} s.\n\nTargets ({describe(info)}):\n"
           + "\n".join(targets(rows)))
-    if not args.no_write:
-        section = args.section or ("minimization-quick" if args.quick else "minimization")
-        path = write_results(section, payload(args, cfg, rows, elapsed), info)
-        print(f"wrote {path}")
+    save_results(args, "minimization", payload(args, cfg, rows, elapsed), info)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,12 @@ from torch import nn
 
 import robust
 from common import (
+    add_run_args,
+    save_results,
     script_logger,
     setup_device,
     describe, device_info, fmt_bytes, fmt_seconds, markdown_table, median, memory_method, paired_ratios, peak_memory,
-    prepare_cpu_memory, time_interleaved, verify, write_results,
+    prepare_cpu_memory, time_interleaved, verify,
 )
 
 log = script_logger("bench_pgd")
@@ -237,14 +239,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eps", type=float, default=0.3, help="eps of the standard setting (default 0.3)")
     p.add_argument("--robust-eps", type=float, default=0.05, help="eps of the survivors setting (default 0.05)")
     p.add_argument("--n", type=int, default=256, help="batch size (default 256)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 on the CPU, torch's default with CUDA; 0 keeps torch's "
-                        "default); see benchmarks/README.md")
     p.add_argument("--memory", choices=("survivors", "all", "none"), default="survivors",
                    help="rows that get a peak-memory run after the timings (default: the survivors rows, "
                         "where every method runs the full batch for every step); none with --quick")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+    add_run_args(p, "pgd")
     return p.parse_args(argv)
 
 
@@ -293,9 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - start
     print(f"\n{table(rows, describe(info))}\n\nx raw: median over rounds of (method / raw loop) in the same round. "
           f"PGD {repeats} timed rounds, FGSM {FGSM_FACTOR * repeats}; total {elapsed:.0f} s.")
-    if not args.no_write:
-        path = write_results("pgd-quick" if args.quick else "pgd", payload(args, repeats, memory, rows, device, elapsed), info)
-        print(f"wrote {path}")
+    save_results(args, "pgd", payload(args, repeats, memory, rows, device, elapsed), info)
 
 
 def run_all(args: argparse.Namespace, device: torch.device, repeats: int,

@@ -43,8 +43,10 @@ from torch import nn
 
 import robust
 from common import (
+    add_run_args,
+    save_results,
     describe, device_info, fmt_seconds, markdown_table, median, paired_ratios, script_logger, setup_device, sync,
-    time_interleaved, write_results,
+    time_interleaved,
 )
 
 log = script_logger("bench_precision")
@@ -190,11 +192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agree-n", type=int, default=None, help="MNIST images for the agreement (default 200 CPU, 1000 CUDA)")
     p.add_argument("--agree-eps", type=float, default=0.1, help="Linf eps of the agreement run (default 0.1)")
     p.add_argument("--quick", action="store_true", help="1 timed round, half the images, section 'precision-quick'")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 on the CPU, torch's default with CUDA; 0 keeps torch's default)")
-    p.add_argument("--section", default=None, help="results section (default precision, or precision-quick)")
-    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+    add_run_args(p, "precision")
     return p.parse_args(argv)
 
 
@@ -221,15 +219,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n{report(rows, agree, label)}\n\nimage-steps/s: images through gradient passes per second of the PGD call "
           f"(median over {args.repeats} interleaved round(s)); x fp32: median over rounds of the speed ratio to fp32 "
           f"in the same round; first use: labels and the first PGD call (compilation included). Total {elapsed:.0f} s.")
-    if not args.no_write:
-        tf32 = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
-        payload = {"config": {**{k: v for k, v in vars(args).items() if k not in ("no_write", "section")},
-                              "model": "torchvision resnet18(num_classes=10), random weights, seed 0", "eps": 0.0,
-                              "random_start": False, "allow_tf32": tf32, "torch_threads": torch.get_num_threads(),
-                              "compile_cache": None if not args.compile else "warm" if args.warm_cache else "cold"},
-                   "total_seconds": elapsed, "rows": rows, "agreement": agree}
-        path = write_results(args.section or ("precision-quick" if args.quick else "precision"), payload, info)
-        print(f"wrote {path}")
+    tf32 = {"cudnn": torch.backends.cudnn.allow_tf32, "matmul": torch.backends.cuda.matmul.allow_tf32}
+    config = {k: v for k, v in vars(args).items() if k not in ("no_write", "section")}
+    save_results(args, "precision", {
+        "config": {**config, "model": "torchvision resnet18(num_classes=10), random weights, seed 0", "eps": 0.0,
+                   "random_start": False, "allow_tf32": tf32, "torch_threads": torch.get_num_threads(),
+                   "compile_cache": None if not args.compile else "warm" if args.warm_cache else "cold"},
+        "total_seconds": elapsed, "rows": rows, "agreement": agree}, info)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ Peak memory, measured in a separate untimed run (:func:`peak_memory`):
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import gc
 import json
@@ -353,3 +354,20 @@ def script_logger(name: str) -> logging.Logger:
     log.propagate = False
     warnings.filterwarnings("ignore")
     return log
+
+
+def add_run_args(p: argparse.ArgumentParser, section: str) -> None:
+    """The options every benchmark shares: device, threads, results section, and not writing."""
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 on the CPU, torch's default with CUDA; 0 keeps torch's default)")
+    p.add_argument("--section", default=None, help=f"results section (default {section}, or {section}-quick)")
+    p.add_argument("--no-write", action="store_true", help="do not write benchmarks/results/<device>.json")
+
+
+def save_results(args: argparse.Namespace, section: str, payload: dict[str, Any], info: dict[str, Any]) -> None:
+    """Merge ``payload`` into the device's results JSON unless ``--no-write``, and say where."""
+    if args.no_write:
+        return
+    name = args.section or (f"{section}-quick" if getattr(args, "quick", False) else section)
+    print(f"wrote {write_results(name, payload, info)}")
