@@ -137,11 +137,16 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def loss_trace(ctx: Context, steps: int, step_size: float) -> torch.Tensor:
-    """Best margin loss so far per step and point (steps + 1, N) of a Linf/L2 PGD without early exit."""
-    gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
+    """Best margin loss so far per step and point (steps + 1, N) of a Linf/L2 PGD without early exit.
+
+    Kept here rather than run through the PGD plugin, which stops early and keeps no trace.
+    """
     lo, hi = ctx.model.bounds
-    noise = (torch.rand(ctx.x.shape, generator=gen, device=ctx.x.device) * 2 - 1) * ctx.eps
-    x_adv = project(clip(ctx.x + (noise if ctx.norm == "linf" else 0 * noise), (lo, hi)), ctx.x, ctx.eps, ctx.norm)
+    x_adv = ctx.x.clone()
+    if ctx.norm == "linf":  # a random start in the box; the L2 trace starts at the clean point
+        gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
+        noise = (torch.rand(ctx.x.shape, generator=gen, device=ctx.x.device) * 2 - 1) * ctx.eps
+        x_adv = clip(ctx.x + noise, (lo, hi))
     best, trace = None, []
     with ctx.model.evaluating():
         for _ in range(steps + 1):

@@ -144,13 +144,17 @@ def calibrated_detector(spec: str | None, model: Any, dataset: str, n: int = 100
     """The detector of ``spec`` around ``model``, calibrated on ``n`` clean train-split images."""
     if spec is None:
         return None
-    from robust.data import load_dataset
+    from robust.data import has_splits, load_dataset
     from robust.registry import create_defense
 
     name, params = parse_attack(spec)
     defense = create_defense(name, **params)
     if not hasattr(defense, "detector"):
         raise RobustError(f"defense {name!r} has no detector mode")
+    if not has_splits(dataset):
+        raise RobustError(f"--detector calibrates on held-out clean images from a train split, and {dataset!r} "
+                          "has none; use a dataset with splits (mnist, digits, mnist:ROOT, cifar10:ROOT) or "
+                          "calibrate from Python with detector.calibrate(x_clean)")
     detector = defense.detector(model)
     clean = load_dataset(dataset, split="train", n=n)
     detector.calibrate(clean.x)

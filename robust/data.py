@@ -187,6 +187,12 @@ def load_torchvision(kind: str, root: str, split: str) -> ArrayDataset:
 BUILTIN = {"mnist": load_mnist, "digits": load_digits}
 
 
+def has_splits(name: str) -> bool:
+    """Whether ``name`` has separate train and test splits (files and folders are one set)."""
+    kind, _, root = name.partition(":")
+    return name in BUILTIN or (kind in ("mnist", "cifar10") and bool(root))
+
+
 def load_dataset(name: str, *, split: str = "test", n: int | None = None) -> ArrayDataset:
     """Load a dataset by name or path.
 

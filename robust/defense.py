@@ -110,8 +110,7 @@ class Defense(abc.ABC):
 
     def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         """The exact preprocessing of a batch whose values lie in ``bounds`` (override)."""
-        raise RobustError(f"defense {self.name!r} produces a model rather than wrapping one; "
-                          "use `robust train` (or its fit method)")
+        raise NotImplementedError(f"defense {self.name!r} defines no transform")
 
     def approximation(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         """A differentiable stand-in for ``transform``, for the ``approx`` gradient mode."""
@@ -120,7 +119,8 @@ class Defense(abc.ABC):
     def wrap(self, model: Classifier) -> DefendedClassifier:
         """``model`` behind this preprocessing; attacks on the result target the whole pipeline."""
         if self.kind != "preprocessing":
-            self.transform(torch.empty(0))
+            raise RobustError(f"defense {self.name!r} produces a model rather than wrapping one; "
+                              "use `robust train` (or robust.training.train)")
         self.params  # noqa: B018 - validate before any work
         return DefendedClassifier(model, self)
 

@@ -86,7 +86,10 @@ def evaluate(
     model = _classifier(model, device)
     x, y, name = collect(data)
     data = ArrayDataset(x, y, name)
-    state = RunState(Path(checkpoint) if checkpoint else None, resume, fingerprint(model, x, y))
+    path = Path(checkpoint) if checkpoint else None
+    if resume and path is None:
+        raise RobustError("resume=True continues from a checkpoint file: pass checkpoint=PATH")
+    state = RunState(path, resume, fingerprint(model, x, y) if path is not None else "")
     result = run_evaluation(model, data, attacks, eps=eps, norm=norm, batch_size=batch_size, seed=seed, state=state,
                             cascade=cascade, progress=progress, command=command, checks=checks, detector=detector)[0]
     if len(levels) > 1:

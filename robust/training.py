@@ -8,7 +8,6 @@ file, then a rename), so a run killed mid-write leaves the previous epoch's inta
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -25,7 +24,6 @@ from robust.data import ArrayDataset
 from robust.errors import RobustError
 from robust.model import Classifier
 
-log = logging.getLogger(__name__)
 CHECKPOINT_VERSION = 1
 
 
@@ -168,9 +166,3 @@ def _restore(path: Path | None, config: TrainConfig, net: nn.Module, opt: torch.
 
 def _describe(diff: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{k}: checkpoint {old!r}, now {new!r}" for k, (old, new) in diff.items())
-
-
-@torch.no_grad()
-def accuracy(model: Classifier, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
-    """Clean accuracy of ``model`` on ``(x, y)``."""
-    return float((model.predict(x, batch_size).cpu() == y.cpu()).float().mean())

@@ -70,6 +70,8 @@ def test_resume_refuses_a_state_of_another_run(tmp_path: Path, digits: Any) -> N
     robust.evaluate(model, (digits.x[:40], digits.y[:40]), ["fgsm"], eps=0.1, checkpoint=state)
     with pytest.raises(robust.RobustError, match="another model, dataset or settings"):
         robust.evaluate(model, (digits.x[:30], digits.y[:30]), ["fgsm"], eps=0.1, checkpoint=state, resume=True)
+    with pytest.raises(robust.RobustError, match="pass checkpoint=PATH"):
+        robust.evaluate(model, (digits.x[:30], digits.y[:30]), ["fgsm"], eps=0.1, resume=True)
 
 
 def test_torchrun_two_ranks_write_the_single_process_result(uninterrupted: dict[str, Any], tmp_path: Path) -> None:

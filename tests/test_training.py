@@ -126,8 +126,13 @@ def test_cli_evaluate_with_a_defense_and_naive(tmp_path: Path) -> None:
     (["--defense", "adversarial-training"], "produces a model"),
     (["--defense", "jpeg:quality=500"], "quality must be an integer from 1 to 100"),
     (["--detector", "jpeg"], "no detector mode"),
+    (["--detector", "feature-squeezing", "--dataset", "data.pt"], "has none; use a dataset with splits"),
 ])
-def test_cli_defense_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+def test_cli_defense_errors_are_one_line(args: list[str], message: str, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = robust.load_dataset("mnist", n=8)
+    torch.save({"x": data.x, "y": data.y}, tmp_path / "data.pt")
     code, output = run("evaluate", "--model", "cnn", "--n", "8", "--out", str(tmp_path / "r"), *args)
     assert code == 2 and message in output and "Traceback" not in output, output
 
