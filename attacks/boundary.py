@@ -8,12 +8,12 @@ the clean input with random orthogonal steps and steps towards the input.
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
 
 import torch
 
-from robust.attack import Attack, is_adversarial
+from robust.attack import Attack, is_adversarial, per_sample
 from robust.model import Classifier
+from robust.params import TENSOR, Param
 
 SPHERICAL_WINDOW = 10    # spherical-step outcomes kept per sample (one probe every PROBE_EVERY rounds)
 PROBE_EVERY = 4          # rounds between probes of the spherical candidate alone (costs one query)
@@ -84,27 +84,20 @@ class BoundaryAttack(Attack):
     """
 
     name = "boundary"
-    norms = ("l2",)
     needs_eps = False
-    defaults: ClassVar[dict[str, Any]] = {
-        "norm": "l2", "max_queries": 5000, "spherical_step": 0.01, "source_step": 0.01, "step_adaptation": 1.5,
-        "init_draws": 100, "init_steps": 20, "init_bisections": 10, "starting_points": None,
-    }
-
-    def validate(self, params: dict[str, Any]) -> None:
-        for key, low in (("max_queries", 1), ("init_draws", 1), ("init_steps", 1), ("init_bisections", 0)):
-            value = params[key]
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= low,
-                       f"{key} must be an integer >= {low}, got {value!r}")
-        for key in ("spherical_step", "source_step"):
-            value = params[key]
-            self.check(isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf,
-                       f"{key} must be a finite number > 0, got {value!r}")
-        factor = params["step_adaptation"]
-        self.check(isinstance(factor, (int, float)) and not isinstance(factor, bool) and 1 < factor < math.inf,
-                   f"step_adaptation must be a finite number > 1, got {factor!r}")
-        start = params["starting_points"]
-        self.check(start is None or torch.is_tensor(start), f"starting_points must be a tensor, got {type(start).__name__}")
+    parameters = (
+        Param("norm", str, "l2", "l2 only", choices=("l2",)),
+        Param("max_queries", int, 5000, "model queries per sample, initialization included", low=1),
+        Param("spherical_step", float, 0.01, "initial orthogonal step, relative to the current distance",
+              low=0, open_low=True),
+        Param("source_step", float, 0.01, "initial step towards x, relative to the current distance",
+              low=0, open_low=True),
+        Param("step_adaptation", float, 1.5, "factor by which step sizes grow or shrink", low=1, open_low=True),
+        Param("init_draws", int, 100, "uniform-noise draws per sample to find an adversarial start", low=1),
+        Param("init_steps", int, 20, "blend factors tried by the linear search", low=1),
+        Param("init_bisections", int, 10, "bisection steps after the linear search", low=0),
+        Param("starting_points", TENSOR, None, "adversarial inputs (N, C, H, W) to start from", nullable=True),
+    )
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,10 +126,11 @@ class BoundaryAttack(Attack):
             self.check(tuple(given.shape) == tuple(x.shape),
                        f"starting_points must have the shape of x {tuple(x.shape)}, got {tuple(given.shape)}")
             idx = self.with_budget(queries, ~done)
-            points = given.detach().to(x.device, x.dtype)[idx].clamp(lo, hi)
-            queries[idx] += 1
-            ok = self.query(model, points, y[idx], targeted)
-            far[idx[ok]], found[idx[ok]] = points[ok], True
+            if idx.numel():
+                points = given.detach().to(x.device, x.dtype)[idx].clamp(lo, hi)
+                queries[idx] += 1
+                ok = self.query(model, points, y[idx], targeted)
+                far[idx[ok]], found[idx[ok]] = points[ok], True
         for _ in range(p["init_draws"]):
             idx = self.with_budget(queries, ~done & ~found)
             if idx.numel() == 0:
@@ -146,7 +140,7 @@ class BoundaryAttack(Attack):
             ok = self.query(model, noise, y[idx], targeted)
             far[idx[ok]], found[idx[ok]] = noise[ok], True
         blend = self.blend_search(model, x, y, far, found, targeted, queries)
-        return torch.where(_rows(found, x), x + _rows(blend, x) * (far - x), x)
+        return torch.where(per_sample(found, x), x + per_sample(blend, x) * (far - x), x)
 
     def blend_search(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, far: torch.Tensor,
                      found: torch.Tensor, targeted: bool, queries: torch.Tensor) -> torch.Tensor:
@@ -173,7 +167,7 @@ class BoundaryAttack(Attack):
     def _try_blend(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, far: torch.Tensor, idx: torch.Tensor,
                    alpha: torch.Tensor, targeted: bool, queries: torch.Tensor) -> torch.Tensor:
         queries[idx] += 1
-        xs = x[idx] + _rows(alpha, x).to(x.dtype) * (far[idx] - x[idx])
+        xs = x[idx] + per_sample(alpha, x).to(x.dtype) * (far[idx] - x[idx])
         return self.query(model, xs, y[idx], targeted)
 
     def walk(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, start: torch.Tensor, targeted: bool,
@@ -232,7 +226,3 @@ def proposals(x0: torch.Tensor, best: torch.Tensor, dist: torch.Tensor, spherica
     length = (source * dist + back_norm - dist).clamp_min(0) / back_norm  # corrects for clipping off the sphere
     return (sph + length[:, None] * back).clamp(*bounds), sph
 
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape per-sample ``values`` (N,) to broadcast against ``like`` (N, ...)."""
-    return values.view(-1, *([1] * (like.ndim - 1)))

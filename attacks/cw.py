@@ -13,13 +13,13 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
 
 import torch
 
-from attacks.pgd import margin_loss
-from robust.attack import Attack, confirm
+from robust.attack import Attack, confirm, per_sample
+from robust.losses import margin
 from robust.model import Classifier
+from robust.params import Param
 
 SHRINK = 0.999999  # keeps the bounds themselves finite in tanh space
 
@@ -85,25 +85,16 @@ class CarliniWagnerL2(Attack):
     """
 
     name = "cw"
-    norms = ("l2",)
     needs_eps = False
-    defaults: ClassVar[dict[str, Any]] = {
-        "norm": "l2", "steps": 1000, "lr": 0.01, "binary_search_steps": 9, "initial_const": 1e-3,
-        "confidence": 0.0, "abort_early": True,
-    }
-
-    def validate(self, params: dict[str, Any]) -> None:
-        for key in ("steps", "binary_search_steps"):
-            value = params[key]
-            self.check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                       f"{key} must be an integer >= 1, got {value!r}")
-        for key in ("lr", "initial_const"):
-            value = params[key]
-            self.check(isinstance(value, (int, float)) and 0 < value < math.inf, f"{key} must be > 0, got {value!r}")
-        kappa = params["confidence"]
-        self.check(isinstance(kappa, (int, float)) and 0 <= kappa < math.inf, f"confidence must be >= 0, got {kappa!r}")
-        abort = params["abort_early"]
-        self.check(isinstance(abort, bool), f"abort_early must be True or False, got {abort!r}")
+    parameters = (
+        Param("norm", str, "l2", "l2 only", choices=("l2",)),
+        Param("steps", int, 1000, "Adam steps per binary-search step", low=1),
+        Param("lr", float, 0.01, "Adam step size on w (tanh space)", low=0, open_low=True),
+        Param("binary_search_steps", int, 9, "constants tried per sample", low=1),
+        Param("initial_const", float, 1e-3, "first constant c", low=0, open_low=True),
+        Param("confidence", float, 0.0, "kappa: the logit margin a success must exceed", low=0),
+        Param("abort_early", bool, True, "leave a binary-search step once the loss stalls"),
+    )
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> torch.Tensor:
@@ -137,12 +128,12 @@ class CarliniWagnerL2(Attack):
         for step in range(steps):
             w.requires_grad_(True)
             xa = from_tanh_space(w, model.bounds)
-            margin = margin_loss(model(xa), ys, targeted)
-            loss = (xa - x0s).flatten(1).square().sum(1) + cs * (kappa - margin).clamp_min(0)
+            gap = margin(model(xa), ys, targeted)
+            loss = (xa - x0s).flatten(1).square().sum(1) + cs * (kappa - gap).clamp_min(0)
             grad, = torch.autograd.grad(loss.sum(), w)
             with torch.no_grad():
-                hit = confirm(model, xa, margin.detach() > kappa,
-                              lambda rows, exact: margin_loss(exact, ys[rows], targeted) > kappa)
+                hit = confirm(model, xa, gap.detach() > kappa,
+                              lambda rows, exact: margin(exact, ys[rows], targeted) > kappa)
                 self.record(xa.detach(), xs, hit, idx, best, best_l2, found)
                 w = w.detach() - adam.step(grad)
                 if not abort or step % period:
@@ -166,5 +157,5 @@ class CarliniWagnerL2(Attack):
         l2 = (xa - x).flatten(1).norm(dim=1)
         better = success & (l2 < best_l2[idx])
         best_l2.index_copy_(0, idx, torch.where(better, l2, best_l2[idx]))
-        best.index_copy_(0, idx, torch.where(better.view(-1, *([1] * (xa.ndim - 1))), xa, best[idx]))
+        best.index_copy_(0, idx, torch.where(per_sample(better, xa), xa, best[idx]))
         found.index_copy_(0, idx, found[idx] | success)

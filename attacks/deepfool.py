@@ -16,23 +16,18 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
-from robust.attack import Attack, clip, confirm
+from robust.attack import Attack, clip, confirm, per_sample
 from robust.model import Classifier
+from robust.params import Param
 
 
 def candidate_classes(logits: torch.Tensor, y: torch.Tensor, k: int) -> torch.Tensor:
     """The ``k`` candidate classes per sample (N, k): ``y`` first, then the top others by logit."""
     forced = logits.scatter(1, y[:, None], float("inf"))
     return forced.topk(min(k, logits.shape[1]), dim=1).indices
-
-
-def _rows(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Reshape per-sample ``values`` (N,) to broadcast against ``like`` (N, ...)."""
-    return values.view(-1, *([1] * (like.ndim - 1)))
 
 
 class DeepFool(Attack):
@@ -52,17 +47,14 @@ class DeepFool(Attack):
     """
 
     name = "deepfool"
-    defaults = {"norm": "l2", "steps": 50, "overshoot": 0.02, "candidates": 10}
+    parameters = (
+        Param("norm", str, "l2", "l2: steps along the gradient; linf: along its sign", choices=("l2", "linf")),
+        Param("steps", int, 50, "at most this many linearization steps", low=1),
+        Param("overshoot", float, 0.02, "the total perturbation is scaled by 1 + overshoot", low=0),
+        Param("candidates", int, 10, "classes considered: the top ones by logit at the clean input, the label included",
+              low=2),
+    )
     needs_eps = False
-
-    def validate(self, params: dict[str, Any]) -> None:
-        steps, overshoot, k = params["steps"], params["overshoot"], params["candidates"]
-        self.check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1,
-                   f"steps must be an integer >= 1, got {steps!r}")
-        self.check(isinstance(overshoot, (int, float)) and not isinstance(overshoot, bool)
-                   and 0 <= overshoot < math.inf, f"overshoot must be a finite number >= 0, got {overshoot!r}")
-        self.check(isinstance(k, int) and not isinstance(k, bool) and k >= 2,
-                   f"candidates must be an integer >= 2, got {k!r}")
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> torch.Tensor:
@@ -107,7 +99,7 @@ class DeepFool(Attack):
             dist = loss.detach().abs() / (self.dual_norm(grad) + 1e-8)
             better = dist < best_dist
             best_dist = torch.where(better, dist, best_dist)
-            best_grad = torch.where(_rows(better, grad), grad, best_grad)
+            best_grad = torch.where(per_sample(better, grad), grad, best_grad)
         return self.perturbation(best_dist + 1e-4, best_grad)  # 1e-4: a step that reaches the boundary
 
     def dual_norm(self, grad: torch.Tensor) -> torch.Tensor:
@@ -118,5 +110,5 @@ class DeepFool(Attack):
     def perturbation(self, dist: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         """The step of size ``dist`` (in the attack's norm) that most increases the linearized loss."""
         if self.norm == "linf":
-            return _rows(dist, grad) * grad.sign()
-        return _rows(dist / (grad.flatten(1).norm(dim=1) + 1e-8), grad) * grad
+            return per_sample(dist, grad) * grad.sign()
+        return per_sample(dist / (grad.flatten(1).norm(dim=1) + 1e-8), grad) * grad

@@ -9,24 +9,19 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
-from attacks.pgd import PGD
+from robust.gradient import LOSS, NORM, GradientAttack, Schedule
 
 
-class FGSM(PGD):
-    """Single-step attack: PGD with one step of size eps and no random start.
+class FGSM(GradientAttack):
+    """Single-step attack: the gradient base with one step of size eps and no random start.
 
     Args (keyword hyperparameters):
         norm: "linf" (FGSM) or "l2" (fast gradient method).
-        loss: "ce" (cross-entropy) or "margin".
+        loss: "ce" (cross-entropy), "margin" or "dlr".
     """
 
     name = "fgsm"
-    defaults = {"norm": "linf", "loss": "ce"}
+    parameters = (NORM, LOSS)
 
-    def validate(self, params: dict[str, Any]) -> None:
-        self.check(params["loss"] in ("ce", "margin"), f"loss must be ce or margin, got {params['loss']!r}")
-
-    def schedule(self, eps: float) -> tuple[int, float, bool, int]:
-        return 1, eps, False, 1
+    def schedule(self, eps: float) -> Schedule:
+        return Schedule(steps=1, step_size=eps, random_start=False)

@@ -16,37 +16,29 @@ helps small models on MNIST at eps 0.3. This defense produces a model: use
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-import torch.nn.functional as F
 
-from robust.defense import Defense
+from robust.defense import TrainingDefense
+from robust.gradient import SteepestAscent, descend, random_start
+from robust.losses import ce
 from robust.model import Classifier
+from robust.params import Param
 
 METHODS = ("pgd", "fgsm-rs")
 
 
-class AdversarialTraining(Defense):
+class AdversarialTraining(TrainingDefense):
     """Adversarial training (Madry PGD, or fast FGSM with random start); produces a model."""
 
     name = "adversarial-training"
-    kind = "training"
-    defaults = {"method": "pgd", "eps": 0.3, "steps": 7, "step_size": None, "eps_warmup": 0}
-
-    def validate(self, params: dict[str, Any]) -> None:
-        self.check(params["method"] in METHODS, f"method must be one of {', '.join(METHODS)}, got {params['method']!r}")
-        eps = params["eps"]
-        self.check(isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 <= eps < float("inf"),
-                   f"eps must be a finite number >= 0, got {eps!r}")
-        steps = params["steps"]
-        self.check(isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1,
-                   f"steps must be an integer >= 1, got {steps!r}")
-        size = params["step_size"]
-        self.check(size is None or (isinstance(size, (int, float)) and size > 0),
-                   f"step_size must be a number > 0, got {size!r}")
-        warmup = params["eps_warmup"]
-        self.check(isinstance(warmup, int) and warmup >= 0, f"eps_warmup must be an integer >= 0, got {warmup!r}")
+    parameters = (
+        Param("method", str, "pgd", "pgd: Madry et al.; fgsm-rs: one step from a random start", choices=METHODS),
+        Param("eps", float, 0.3, "Linf budget in input space", low=0),
+        Param("steps", int, 7, "PGD steps per batch (pgd)", low=1),
+        Param("step_size", float, None, "none: 2.5 * eps / steps (pgd), 1.25 * eps (fgsm-rs)", low=0, open_low=True,
+              nullable=True),
+        Param("eps_warmup", int, 0, "epochs over which eps ramps up linearly from 0", low=0),
+    )
 
     def eps_at(self, epoch: float) -> float:
         """The training eps at a (fractional) epoch, ramped over ``eps_warmup`` epochs."""
@@ -55,20 +47,16 @@ class AdversarialTraining(Defense):
         return float(params["eps"]) * (min(1.0, epoch / warmup) if warmup else 1.0)
 
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-        """Adversarial versions of a training batch (model in its current mode; Linf ball)."""
+        """Adversarial versions of a training batch (model in its current mode; Linf ball).
+
+        The gradient base's loop without early exit: a random start in the ball, then
+        ``steps`` signed-gradient steps of the cross-entropy (one for ``fgsm-rs``).
+        """
         params = self.params
-        lo, hi = model.bounds
         if eps <= 0:
             return x
         steps = 1 if params["method"] == "fgsm-rs" else params["steps"]
         default = 1.25 * eps if params["method"] == "fgsm-rs" else 2.5 * eps / steps
-        alpha = float(params["step_size"] or default)
-        delta = torch.empty_like(x).uniform_(-eps, eps)
-        delta = ((x + delta).clamp(lo, hi) - x)
-        for _ in range(steps):
-            delta.requires_grad_(True)
-            loss = F.cross_entropy(model(x + delta), y)
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() + alpha * grad.sign()).clamp(-eps, eps)
-            delta = (x + delta).clamp(lo, hi) - x
-        return (x + delta).detach()
+        stepper = SteepestAscent(x, eps, "linf", float(params["step_size"] or default), model.bounds)
+        start = random_start(x, eps, "linf", model.bounds, None)
+        return descend(model, y, start, stepper, steps=steps, loss=ce, early_exit=False).x_adv

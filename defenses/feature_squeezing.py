@@ -18,14 +18,16 @@ the adaptive (BPDA) attack finds is what the report states.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import torch
 
-from defenses.spatial_smoothing import median_filter
-from robust.defense import Defense
+from robust.defense import PreprocessingDefense
 from robust.errors import RobustError
 from robust.model import Classifier
+from robust.params import Param
+
+from .spatial_smoothing import median_filter
 
 
 def reduce_bits(x: torch.Tensor, bits: int, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
@@ -46,29 +48,25 @@ def reduce_bits(x: torch.Tensor, bits: int, bounds: tuple[float, float] = (0.0, 
     return out
 
 
-class FeatureSqueezing(Defense):
+class FeatureSqueezing(PreprocessingDefense):
     """Bit-depth reduction (default 1 bit) and an optional median filter; also a detector."""
 
     name = "feature-squeezing"
-    defaults = {"bit_depth": 1, "median": None, "fpr": 0.05}
+    parameters = (
+        Param("bit_depth", int, 1, "bits of colour depth kept", low=1, high=16),
+        Param("median", int, None, "median window after the bit reduction; none: no median", low=2, high=15,
+              nullable=True),
+        Param("fpr", float, 0.05, "the detector's target false-positive rate on clean inputs", low=0, high=1,
+              open_low=True, open_high=True),
+    )
     gradient_modes = ("bpda", "exact")
-
-    def validate(self, params: dict[str, Any]) -> None:
-        bits = params["bit_depth"]
-        self.check(isinstance(bits, int) and not isinstance(bits, bool) and 1 <= bits <= 16,
-                   f"bit_depth must be an integer from 1 to 16, got {bits!r}")
-        median = params["median"]
-        self.check(median is None or (isinstance(median, int) and 2 <= median <= 15),
-                   f"median must be a window from 2 to 15 (or none), got {median!r}")
-        fpr = params["fpr"]
-        self.check(isinstance(fpr, float) and 0 < fpr < 1, f"fpr must be a rate between 0 and 1, got {fpr!r}")
 
     def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         params = self.params
         out = reduce_bits(x, params["bit_depth"], bounds)
         return median_filter(out, params["median"]) if params["median"] else out
 
-    def squeezers(self, bounds: tuple[float, float]) -> list[Any]:
+    def squeezers(self, bounds: tuple[float, float]) -> list[Callable[[torch.Tensor], torch.Tensor]]:
         """The detector's squeezers: bit depth, and the median filter when a window is given."""
         params = self.params
         found = [lambda x: reduce_bits(x, params["bit_depth"], bounds)]

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from robust.defense import Defense
+from robust.defense import PreprocessingDefense
+from robust.params import Param
 
 LUMA = torch.tensor([
     [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55],
@@ -146,18 +146,16 @@ def jpeg_codec(pixels: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.stack(list(decoded)).to(pixels.dtype)
 
 
-class JPEG(Defense):
+class JPEG(PreprocessingDefense):
     """JPEG compression of the input (quality 1-100); BPDA gradients by default."""
 
     name = "jpeg"
-    defaults = {"quality": 75, "backend": "tensor"}
+    parameters = (
+        Param("quality", int, 75, "JPEG quality, as libjpeg scales its tables", low=1, high=100),
+        Param("backend", str, "tensor", "tensor: batched tensor ops on the model's device; codec: torchvision's codec",
+              choices=("tensor", "codec")),
+    )
     gradient_modes = ("bpda", "approx", "exact")
-
-    def validate(self, params: dict[str, Any]) -> None:
-        quality = params["quality"]
-        self.check(isinstance(quality, int) and not isinstance(quality, bool) and 1 <= quality <= 100,
-                   f"quality must be an integer from 1 to 100, got {quality!r}")
-        self.check(params["backend"] in ("tensor", "codec"), f"backend must be tensor or codec, got {params['backend']!r}")
 
     def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         params = self.params

@@ -14,11 +14,10 @@ median pixels).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from robust.defense import Defense
+from robust.defense import PreprocessingDefense
+from robust.params import Param
 
 
 def _pad_symmetric(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
@@ -81,18 +80,12 @@ def median_filter(x: torch.Tensor, window: int) -> torch.Tensor:
     return torch.cat([_median(x[i:i + CHUNK], window) for i in range(0, len(x), CHUNK)])
 
 
-class SpatialSmoothing(Defense):
+class SpatialSmoothing(PreprocessingDefense):
     """Median filter of the input (window 3 by default); BPDA gradients by default."""
 
     name = "spatial-smoothing"
-    defaults = {"window": 3}
-    differentiable = False
+    parameters = (Param("window", int, 3, "side of the square median window, in pixels", low=2, high=15),)
     gradient_modes = ("bpda", "exact")
-
-    def validate(self, params: dict[str, Any]) -> None:
-        window = params["window"]
-        self.check(isinstance(window, int) and not isinstance(window, bool) and 2 <= window <= 15,
-                   f"window must be an integer from 2 to 15, got {window!r}")
 
     def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         return median_filter(x, self.params["window"])

@@ -1,10 +1,12 @@
 """Attack base class: the one place that validates, projects, clips, judges and counts.
 
-A plugin subclasses :class:`Attack`, lists its hyperparameters in ``defaults`` and
-implements :meth:`Attack.run`, which only computes steps. The final ``__call__``
-(Foolbox 3's design) owns every invariant: inputs within bounds, the output projected
-onto the eps ball and clipped to the bounds, success judged by re-running the model,
-passes counted, inputs never mutated and the model's train/eval modes restored.
+A plugin subclasses :class:`Attack`, declares its hyperparameters in ``parameters`` (typed
+:class:`~robust.params.Param` declarations) and implements :meth:`Attack.run`, which only
+computes steps. The final ``__call__`` (Foolbox 3's design) owns every invariant: inputs
+within bounds, the output projected onto the eps ball and clipped to the bounds, success
+judged by re-running the model, passes counted, inputs never mutated and the model's
+train/eval modes restored. The tensor operations it uses live in :mod:`robust.ops` and are
+re-exported here for plugins.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import time
 from dataclasses import dataclass
 from typing import Any, ClassVar, final
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-from robust.errors import RobustError, suggest
+from robust.errors import RobustError
 from robust.model import Classifier, as_classifier
+from robust.ops import clip, confirm, flat_norms, is_adversarial, judge, per_sample, project
+from robust.params import NORMS, Param, check_values, declared
 
-NORMS = ("linf", "l2")
+__all__ = ["Attack", "AttackResult", "clip", "confirm", "flat_norms", "is_adversarial", "judge", "num_classes",
+           "per_sample", "project"]
 
 
 @dataclass
@@ -57,69 +60,37 @@ class AttackResult:
         return self.l2 if norm == "l2" else self.linf
 
 
-def flat_norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-sample L2 and Linf norms of a batch of perturbations."""
-    flat = delta.flatten(1)
-    return flat.norm(p=2, dim=1), flat.abs().amax(dim=1)
-
-
-def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
-    """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x``."""
-    delta = x_adv - x
-    if norm == "linf":
-        return x + delta.clamp(-eps, eps)
-    scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-    return x + delta * scale.view(-1, *([1] * (x.ndim - 1)))
-
-
-def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
-    """Clip to the model's input bounds."""
-    return x.clamp(bounds[0], bounds[1])
-
-
-def is_adversarial(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Per-sample success: the target class (targeted) or any wrong class (untargeted)."""
-    pred = logits.argmax(dim=1)
-    return pred == y if targeted else pred != y
-
-
-def confirm(model: Classifier, x: torch.Tensor, flagged: torch.Tensor,
-            test: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
-    """Re-check, with an exact forward pass, the rows that a gradient pass flagged as successful.
-
-    A gradient pass can be approximate (bf16 autocast, or logits averaged over EOT draws)
-    while success is judged exactly; an attack that drops a point as fooled on the
-    approximate logits would lose it. Where the model's gradient passes are exact this
-    returns ``flagged`` unchanged, at no cost.
-
-    Args:
-        model: the attacked classifier.
-        x: the inputs of the gradient pass.
-        flagged: per-row bool from the gradient pass's logits.
-        test: ``test(rows, logits)`` gives the success of ``rows`` from their exact logits.
-    """
-    if model.exact_gradient_pass or not bool(flagged.any()):
-        return flagged
-    rows = flagged.nonzero().squeeze(1)
-    with torch.no_grad():
-        exact = test(rows, model(x[rows].detach()))
-    return flagged.index_put((rows,), exact)
-
-
 class Attack(abc.ABC):
     """Base of every attack plugin.
 
-    Subclasses set ``name``, ``defaults`` (every hyperparameter with its default) and
-    implement :meth:`run`. Constructors store keyword hyperparameters only; they are
-    validated when the attack runs, so one configured attack serves many models.
+    Subclasses set ``name``, declare ``parameters`` (a tuple of :class:`~robust.params.Param`)
+    and implement :meth:`run`. Constructors store keyword hyperparameters only; they are
+    validated when the attack runs (or by :meth:`check_hyperparameters`), so one configured
+    attack serves many models. ``defaults`` and ``norms`` follow from the declarations; a
+    plugin written against the older interface may give ``defaults`` alone (untyped).
     """
 
     name: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
     norms: ClassVar[tuple[str, ...]] = NORMS
     needs_eps: ClassVar[bool] = True
     verify_only: ClassVar[bool] = False
     framework: str = "robust"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "parameters" not in cls.__dict__ and "defaults" in cls.__dict__:
+            cls.parameters = declared(cls.__dict__["defaults"])
+        cls.defaults = {p.name: p.default for p in cls.parameters}
+        norm = next((p for p in cls.parameters if p.name == "norm"), None)
+        if norm is not None and norm.choices is not None and "norms" not in cls.__dict__:
+            cls.norms = tuple(norm.choices)
+
+    @classmethod
+    def all_parameters(cls) -> tuple[Param, ...]:
+        """Every declared hyperparameter."""
+        return cls.parameters
 
     def __init__(self, **params: Any) -> None:
         self._given = params
@@ -238,21 +209,22 @@ class Attack(abc.ABC):
 
     def check_params(self, eps: float | None) -> None:
         """Validate hyperparameters and eps; raise :class:`RobustError` naming the problem."""
-        unknown = sorted(set(self._given) - set(self.defaults))
-        if unknown:
-            hints = "".join(suggest(key, self.defaults) for key in unknown)
-            raise RobustError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-                              f"for attack {self.name!r}{hints}; it takes {', '.join(sorted(self.defaults)) or 'no parameters'}")
-        if self.norm not in self.norms:
-            raise RobustError(f"attack {self.name!r} supports norms {', '.join(self.norms)}, not {self.norm!r}")
+        self.check_hyperparameters()
         if eps is None and self.needs_eps:
             raise RobustError(f"attack {self.name!r} needs eps")
         if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < float("inf")):
             raise RobustError(f"eps must be a finite number >= 0, got {eps}")
-        self.validate(self.params)
+
+    def check_hyperparameters(self) -> dict[str, Any]:
+        """The validated hyperparameters in force (declarations first, then :meth:`validate`)."""
+        values = check_values(self.parameters, self._given, f"attack {self.name!r}")
+        if self.norm not in self.norms:
+            raise RobustError(f"norm must be one of {', '.join(self.norms)} for attack {self.name!r}, not {self.norm!r}")
+        self.validate(values)
+        return values
 
     def validate(self, params: dict[str, Any]) -> None:
-        """Check the attack's own hyperparameters; override in subclasses."""
+        """Check what the declarations cannot (relations between parameters); override in subclasses."""
 
     @staticmethod
     def check(condition: bool, message: str) -> None:
@@ -284,15 +256,6 @@ class Attack(abc.ABC):
             ``x_adv``, or ``(x_adv, queries)`` with per-sample model queries (N,) for
             attacks that budget them.
         """
-
-
-@torch.no_grad()
-def judge(model: Classifier, x_adv: torch.Tensor, y: torch.Tensor, targeted: bool, batch_size: int = 1024) -> torch.Tensor:
-    """Re-run the model on ``x_adv`` and say which samples are adversarial."""
-    with model.evaluating():
-        parts = [is_adversarial(model(x_adv[i:i + batch_size]), y[i:i + batch_size], targeted)
-                 for i in range(0, len(x_adv), batch_size)]
-    return torch.cat(parts)
 
 
 def num_classes(model: Classifier, x: torch.Tensor) -> int:

@@ -1,4 +1,4 @@
-"""Defense base: a plugin that either wraps a Classifier (preprocessing) or trains a model.
+"""Defense bases: preprocessing defenses wrap a Classifier, training defenses produce a model.
 
 A preprocessing defense declares how gradients pass through it, because a defense that
 only breaks gradients gives a false sense of security (Athalye, Carlini and Wagner 2018,
@@ -20,15 +20,19 @@ Example:
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+import contextlib
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, cast
 
 import torch
 from torch import nn
 
-from robust.errors import RobustError, suggest
+from robust.errors import RobustError
 from robust.model import Classifier
+from robust.params import Param, check_values, declared
 
-GRADIENT_MODES = ("exact", "bpda", "approx", "eot")
+GradientMode = Literal["exact", "bpda", "approx", "eot"]
+GRADIENT_MODES: tuple[GradientMode, ...] = ("exact", "bpda", "approx", "eot")
 
 
 class Defense(abc.ABC):
@@ -36,53 +40,38 @@ class Defense(abc.ABC):
 
     Class attributes:
         name: registry name.
-        kind: "preprocessing" (``wrap`` a Classifier) or "training" (produces a model).
-        defaults: every hyperparameter with its default value.
-        differentiable: whether autograd through the preprocessing gives useful gradients.
-        randomized: whether the preprocessing draws fresh randomness on every call.
-        gradient_modes: the modes this defense supports; the first is the default.
+        kind: "preprocessing" (wraps a Classifier) or "training" (produces a model); set by the base.
+        parameters: typed declarations of the hyperparameters (:class:`~robust.params.Param`).
     """
 
     name: ClassVar[str] = ""
-    kind: ClassVar[str] = "preprocessing"
+    kind: ClassVar[str] = ""
+    parameters: ClassVar[tuple[Param, ...]] = ()
     defaults: ClassVar[dict[str, Any]] = {}
-    differentiable: ClassVar[bool] = False
-    randomized: ClassVar[bool] = False
-    gradient_modes: ClassVar[tuple[str, ...]] = ("bpda", "exact")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "parameters" not in cls.__dict__ and "defaults" in cls.__dict__:
+            cls.parameters = declared(cls.__dict__["defaults"])
+        cls.defaults = {p.name: p.default for p in cls.all_parameters()}
+
+    @classmethod
+    def all_parameters(cls) -> tuple[Param, ...]:
+        """Every declared hyperparameter, the base's own included."""
+        return cls.parameters
 
     def __init__(self, **params: Any) -> None:
         self._given = dict(params)
 
     @property
     def params(self) -> dict[str, Any]:
-        """Defaults updated with the given hyperparameters (validated)."""
-        unknown = sorted(set(self._given) - set(self.defaults) - {"gradient", "eot_samples"})
-        if unknown:
-            raise RobustError(f"unknown parameter {unknown[0]!r} for defense {self.name!r}"
-                              f"{suggest(unknown[0], self.defaults)}; known: {', '.join(sorted(self.defaults))}")
-        params = {**self.defaults, **{k: v for k, v in self._given.items() if k in self.defaults}}
-        self.validate(params)
-        return params
-
-    @property
-    def gradient(self) -> str:
-        """The gradient mode attacks see: the given one, else this defense's default."""
-        mode = self._given.get("gradient") or self.gradient_modes[0]
-        if mode not in self.gradient_modes:
-            raise RobustError(f"defense {self.name!r} supports gradient modes {', '.join(self.gradient_modes)}, "
-                              f"got {mode!r}")
-        return str(mode)
-
-    @property
-    def eot_samples(self) -> int:
-        """Draws averaged per gradient for randomized defenses (EOT)."""
-        samples = self._given.get("eot_samples", 8 if self.randomized else 1)
-        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
-            raise RobustError(f"eot_samples must be an integer >= 1, got {samples!r}")
-        return samples
+        """The hyperparameters in force (defaults updated with the given ones), validated."""
+        values = check_values(self.all_parameters(), self._given, f"defense {self.name!r}")
+        self.validate(values)
+        return values
 
     def validate(self, params: dict[str, Any]) -> None:
-        """Raise :class:`RobustError` for invalid hyperparameters (override)."""
+        """Check what the declarations cannot (relations between parameters); override."""
 
     @staticmethod
     def check(condition: bool, message: str) -> None:
@@ -94,23 +83,78 @@ class Defense(abc.ABC):
         return type(self)(**{**self._given, **params})
 
     def describe(self) -> dict[str, Any]:
-        """Name, hyperparameters and gradient mode, for the result file."""
-        info: dict[str, Any] = {"name": self.name, "kind": self.kind, "params": self.params}
-        if self.kind == "preprocessing":
-            info.update(gradient=self.gradient, differentiable=self.differentiable, randomized=self.randomized)
-            if self.gradient == "eot":
-                info["eot_samples"] = self.eot_samples
-        return info
+        """Name, kind and hyperparameters, for the result file."""
+        return {"name": self.name, "kind": self.kind, "params": self.params}
+
+    def wrap(self, model: Classifier) -> Classifier:
+        """Only preprocessing defenses wrap a model."""
+        raise RobustError(f"defense {self.name!r} produces a model rather than wrapping one; "
+                          "use `robust train` (or robust.training.train)")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._given.items())
         return f"{type(self).__name__}({args})"
 
-    # preprocessing defenses -------------------------------------------------------------
 
+class TrainingDefense(Defense):
+    """A defense that changes how a model is trained (adversarial training); ``robust train`` runs it."""
+
+    kind = "training"
+
+    def eps_at(self, epoch: float) -> float:
+        """The training budget at a (fractional) epoch."""
+        return 0.0
+
+    @abc.abstractmethod
+    def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
+        """The inputs to train on for this batch (the model is in training mode)."""
+
+
+class PreprocessingDefense(Defense):
+    """A transform in front of the model; attacks always target the whole pipeline.
+
+    Class attributes:
+        differentiable: whether autograd through the transform gives useful gradients.
+        randomized: whether the transform draws fresh randomness on every call.
+        gradient_modes: the modes this defense supports; the first is the default.
+    """
+
+    kind = "preprocessing"
+    differentiable: ClassVar[bool] = False
+    randomized: ClassVar[bool] = False
+    gradient_modes: ClassVar[tuple[GradientMode, ...]] = ("bpda", "exact")
+
+    @classmethod
+    def all_parameters(cls) -> tuple[Param, ...]:
+        return (*cls.parameters,
+                Param("gradient", str, None, "how attacks see gradients; none: the first mode",
+                      choices=cls.gradient_modes, nullable=True),
+                Param("eot_samples", int, None, "draws averaged per gradient (eot); none: 8 when randomized, else 1",
+                      low=1, nullable=True))
+
+    @property
+    def gradient(self) -> GradientMode:
+        """The gradient mode attacks see: the given one, else this defense's default."""
+        mode = self.params["gradient"] or self.gradient_modes[0]
+        return mode  # type: ignore[no-any-return]
+
+    @property
+    def eot_samples(self) -> int:
+        """Draws averaged per gradient for randomized defenses (EOT)."""
+        samples = self.params["eot_samples"]
+        return int(samples) if samples is not None else (8 if self.randomized else 1)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["params"] = {k: v for k, v in info["params"].items() if k not in ("gradient", "eot_samples")}
+        info.update(gradient=self.gradient, differentiable=self.differentiable, randomized=self.randomized)
+        if self.gradient == "eot":
+            info["eot_samples"] = self.eot_samples
+        return info
+
+    @abc.abstractmethod
     def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-        """The exact preprocessing of a batch whose values lie in ``bounds`` (override)."""
-        raise NotImplementedError(f"defense {self.name!r} defines no transform")
+        """The exact preprocessing of a batch whose values lie in ``bounds``."""
 
     def approximation(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         """A differentiable stand-in for ``transform``, for the ``approx`` gradient mode."""
@@ -118,9 +162,6 @@ class Defense(abc.ABC):
 
     def wrap(self, model: Classifier) -> DefendedClassifier:
         """``model`` behind this preprocessing; attacks on the result target the whole pipeline."""
-        if self.kind != "preprocessing":
-            raise RobustError(f"defense {self.name!r} produces a model rather than wrapping one; "
-                              "use `robust train` (or robust.training.train)")
         self.params  # noqa: B018 - validate before any work
         return DefendedClassifier(model, self)
 
@@ -137,31 +178,90 @@ class _Straight(torch.autograd.Function):
         return grad, None
 
 
-class DefendedClassifier(Classifier):
-    """A Classifier whose inputs pass through a preprocessing defense first.
+class Preprocessed(nn.Module):
+    """The module of a defended classifier: the defense's transform, then the inner classifier."""
 
-    Bounds, device and pass counting are the inner model's; the defense chain is
-    recorded in ``defenses`` (outermost last), so defenses stack by wrapping again.
-    """
-
-    def __init__(self, inner: Classifier, defense: Defense) -> None:
-        nn.Module.__init__(self)
+    def __init__(self, inner: Classifier, defense: PreprocessingDefense) -> None:
+        super().__init__()
         self.inner = inner
         self.defense = defense
         self.mode = defense.gradient
         self.eot = defense.eot_samples if self.mode == "eot" else 1
-        self.device = inner.device
-        self.module = inner.module
-        self.bounds = inner.bounds
-        self.mean, self.std = None, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attacked = x.requires_grad and torch.is_grad_enabled()
+        if not attacked or self.eot == 1:
+            return self.inner(self.preprocess(x, attacked))
+        return torch.stack([self.inner(self.preprocess(x, attacked)) for _ in range(self.eot)]).mean(0)
+
+    def preprocess(self, x: torch.Tensor, attacked: bool) -> torch.Tensor:
+        """The defense's transform, with gradients as its mode says."""
+        bounds = self.inner.bounds
+        if self.mode == "exact" or not attacked:
+            return self.defense.transform(x, bounds).clamp(*bounds)
+        with torch.no_grad():
+            out = self.defense.transform(x, bounds).clamp(*bounds)
+        if self.mode == "approx":
+            approx = self.defense.approximation(x, bounds)
+            return approx + (out - approx).detach()
+        return _Straight.apply(x, out)
+
+
+class DefendedClassifier(Classifier):
+    """A Classifier whose inputs pass through a preprocessing defense first.
+
+    It is a plain :class:`Classifier` around :class:`Preprocessed` with the inner model's
+    bounds and device (the inner one normalizes). Passes through the network are counted
+    once, by the inner classifier, whose counter this one shares; precision, compilation
+    and ``num_classes`` are the inner model's. ``defenses`` lists the chain, innermost
+    first, so defenses stack by wrapping again.
+    """
+
+    counts_passes = False
+
+    def __init__(self, inner: Classifier, defense: PreprocessingDefense) -> None:
+        super().__init__(Preprocessed(inner, defense), bounds=inner.bounds, device=inner.device)
         self.counter = inner.counter
         self.name = f"{inner.name}+{defense.name}"
-        self._checked_outputs = True
-        self.defenses: list[Defense] = [*getattr(inner, "defenses", []), defense]
+        self.defenses: list[PreprocessingDefense] = [*defense_chain(inner), defense]
+
+    @property
+    def pipeline(self) -> Preprocessed:
+        return cast(Preprocessed, self.module)
+
+    @property
+    def inner(self) -> Classifier:
+        """The classifier behind this defense."""
+        return self.pipeline.inner
+
+    @property
+    def defense(self) -> PreprocessingDefense:
+        return self.pipeline.defense
 
     @property
     def exact_gradient_pass(self) -> bool:
-        return self.inner.exact_gradient_pass and self.eot == 1
+        return self.inner.exact_gradient_pass and self.pipeline.eot == 1
+
+    @property
+    def precision(self) -> str:
+        return self.inner.precision
+
+    @property
+    def compiled(self) -> bool:
+        return self.inner.compiled
+
+    def accelerate(self, precision: str = "fp32", compile: bool = False) -> Classifier:
+        """Accelerate the network behind the defenses (the defenses themselves stay as they are)."""
+        self.inner.accelerate(precision, compile)
+        return self
+
+    @contextlib.contextmanager
+    def fitting(self) -> Iterator[Classifier]:
+        with super().fitting(), self.inner.fitting():
+            yield self
+
+    def _observe(self, logits: torch.Tensor) -> None:
+        """The inner classifier checks the network's outputs and knows the number of classes."""
 
     @property  # type: ignore[override]
     def num_classes(self) -> int | None:
@@ -171,25 +271,8 @@ class DefendedClassifier(Classifier):
     def num_classes(self, value: int | None) -> None:
         self.inner.num_classes = value
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (x.requires_grad and torch.is_grad_enabled()) or self.eot == 1:
-            return self.inner(self.preprocess(x))
-        return torch.stack([self.inner(self.preprocess(x)) for _ in range(self.eot)]).mean(0)
 
-    def preprocess(self, x: torch.Tensor) -> torch.Tensor:
-        """The defense's transform, with gradients as its mode says."""
-        lo, hi = self.bounds
-        if self.mode == "exact" or not (x.requires_grad and torch.is_grad_enabled()):
-            return self.defense.transform(x, self.bounds).clamp(lo, hi)
-        with torch.no_grad():
-            out = self.defense.transform(x, self.bounds).clamp(lo, hi)
-        if self.mode == "approx":
-            approx = self.defense.approximation(x, self.bounds)
-            return approx + (out - approx).detach()
-        return _Straight.apply(x, out)
-
-
-def defense_chain(model: Classifier) -> list[Defense]:
+def defense_chain(model: Classifier) -> list[PreprocessingDefense]:
     """The preprocessing defenses in front of ``model``, innermost first (empty if none)."""
     return list(getattr(model, "defenses", []))
 

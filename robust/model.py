@@ -80,11 +80,32 @@ class Classifier(nn.Module):
         self.std = _stats(std, self.device)
         self.counter = PassCounter()
         self.name = type(module).__name__
-        self.num_classes: int | None = None
+        self._num_classes: int | None = None
         self._checked_outputs = False
-        self.precision = "fp32"
+        self._precision = "fp32"
         self._compiled: Any = None
         self._fitting = False
+
+    counts_passes = True  # a wrapper around another Classifier leaves the counting to it
+
+    @property
+    def num_classes(self) -> int | None:
+        """Number of logits, known after the first forward pass."""
+        return self._num_classes
+
+    @num_classes.setter
+    def num_classes(self, value: int | None) -> None:
+        self._num_classes = value
+
+    @property
+    def precision(self) -> str:
+        """"fp32", or "bf16" for autocast gradient passes (see :meth:`accelerate`)."""
+        return self._precision
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the module runs through ``torch.compile``."""
+        return self._compiled is not None
 
     @contextlib.contextmanager
     def fitting(self) -> Iterator[Classifier]:
@@ -114,7 +135,7 @@ class Classifier(nn.Module):
         """
         if precision not in ("fp32", "bf16"):
             raise RobustError(f"precision must be fp32 or bf16, got {precision!r}")
-        self.precision = precision
+        self._precision = precision
         if precision == "bf16" and self.device.type == "cuda":
             self.module.to(memory_format=torch.channels_last)
         self._compiled = torch.compile(self.module) if compile else None
@@ -130,11 +151,13 @@ class Classifier(nn.Module):
             if self.std is not None:
                 z = z / self.std
             logits = self._logits(z, fast=grad and self.precision == "bf16")
-        self.counter.forward += 1
-        if logits.requires_grad:
-            logits.register_hook(self._count_backward)
+        if self.counts_passes:
+            self.counter.forward += 1
+            if logits.requires_grad:
+                logits.register_hook(self._count_backward)
         if not self._checked_outputs:
-            self._check_outputs(logits)
+            self._checked_outputs = True
+            self._observe(logits)
         return logits
 
     def _logits(self, z: torch.Tensor, fast: bool) -> torch.Tensor:
@@ -150,8 +173,8 @@ class Classifier(nn.Module):
     def _count_backward(self, grad: torch.Tensor) -> None:
         self.counter.backward += 1
 
-    def _check_outputs(self, logits: torch.Tensor) -> None:
-        self._checked_outputs = True
+    def _observe(self, logits: torch.Tensor) -> None:
+        """On the first forward pass: check the output shape, note the classes, warn on probabilities."""
         if logits.ndim != 2:
             raise RobustError(f"the model must return logits of shape (N, classes), got {tuple(logits.shape)}")
         self.num_classes = int(logits.shape[1])

@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from robust.errors import RobustError, suggest
+from robust.params import Param, from_texts, parse_spec
 
 T = TypeVar("T")
 
@@ -25,6 +26,7 @@ class Registry(Generic[T]):
         self.group = group
         self.kind = kind
         self._classes: dict[str, type[T]] = {}
+        self._broken: dict[str, str] = {}
         self._loaded = False
 
     def register(self, name: str, cls: type[T]) -> type[T]:
@@ -43,24 +45,48 @@ class Registry(Generic[T]):
             try:
                 self.register(ep.name, ep.load())
             except Exception as exc:  # a broken third-party plugin must not break the tool
-                warnings.warn(f"could not load {self.kind} plugin {ep.name!r} ({ep.value}): {exc}", stacklevel=2)
+                reason = f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
+                self._broken[ep.name] = reason
+                warnings.warn(reason, stacklevel=2)
 
     def names(self, pattern: str = "*") -> list[str]:
         """Registered names matching a shell-style wildcard, sorted."""
         self._load()
         return sorted(n for n in self._classes if fnmatch.fnmatch(n, pattern))
 
+    def broken(self) -> dict[str, str]:
+        """Plugins whose entry point failed to load, with the reason."""
+        self._load()
+        return dict(self._broken)
+
     def get(self, name: str) -> type[T]:
         """The class registered as ``name``; :class:`RobustError` with close matches otherwise."""
         self._load()
-        if name not in self._classes:
-            known = ", ".join(self.names()) or "none installed"
-            raise RobustError(f"unknown {self.kind} {name!r}{suggest(name, self._classes)}; known: {known}")
-        return self._classes[name]
+        if name in self._classes:
+            return self._classes[name]
+        if name in self._broken:
+            raise RobustError(self._broken[name])
+        known = ", ".join(self.names()) or "none installed"
+        failed = f"; {len(self._broken)} failed to load ({', '.join(sorted(self._broken))})" if self._broken else ""
+        raise RobustError(f"unknown {self.kind} {name!r}{suggest(name, [*self._classes, *self._broken])}; "
+                          f"known: {known}{failed}")
 
     def create(self, name: str, **params: Any) -> T:
-        """Instantiate ``name`` with the given parameters, dropping those that are None."""
-        return self.get(name)(**{k: v for k, v in params.items() if v is not None})
+        """Instantiate ``name`` with the given parameters, dropping those that are None.
+
+        ``name`` may be a spec, ``"pgd:steps=10,loss=margin"``: its values are converted by
+        the plugin's typed declarations, and keyword ``params`` override them.
+        """
+        name, texts = parse_spec(name)
+        cls = self.get(name)
+        given = {**from_texts(declarations(cls), texts), **params}
+        return cls(**{k: v for k, v in given.items() if v is not None})
+
+
+def declarations(cls: Any) -> tuple[Param, ...]:
+    """A plugin class's typed hyperparameter declarations (none for a class that declares nothing)."""
+    found = cls.all_parameters() if hasattr(cls, "all_parameters") else getattr(cls, "parameters", ())
+    return tuple(found)
 
 
 ATTACKS: Registry[Any] = Registry("robust.attacks", "attack")

@@ -1,6 +1,9 @@
-"""The evaluation result. Its JSON (schema 1) is the source of truth; the report reads it.
+"""The evaluation result, frozen. Its JSON (schema 1) is the source of truth; the report reads it.
 
-This module imports no torch, so results can be read and re-rendered anywhere.
+An :class:`Evaluation` is built once, by whoever ran the evaluation, from everything it
+records (the dataset's name, the environment, a comparison, ...); nobody changes it
+afterwards (``dataclasses.replace`` makes a changed copy). This module imports no torch,
+so results can be read anywhere; :func:`robust.report.write_html` renders one.
 """
 
 from __future__ import annotations
@@ -10,12 +13,23 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 SCHEMA = 1
+Norm = Literal["linf", "l2"]
+CheckStatus = Literal["pass", "warn", "fail"]
 
 
-@dataclass
+class Check(TypedDict):
+    """One sanity check's verdict (``docs/checks.md`` explains each ``id``)."""
+
+    id: str
+    status: CheckStatus
+    message: str
+    link: str
+
+
+@dataclass(frozen=True)
 class AttackSummary:
     """One attack's outcome inside an evaluation.
 
@@ -42,7 +56,7 @@ class AttackSummary:
     peak_memory_mb: float | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Evaluation:
     """Clean and robust accuracy of one model on one dataset under a list of attacks."""
 
@@ -50,13 +64,13 @@ class Evaluation:
     dataset: str
     n: int
     eps: float
-    norm: str
+    norm: Norm
     seed: int
     clean_accuracy: float
     robust_accuracy: float
     attacks: list[AttackSummary]
     samples: list[dict[str, Any]]
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
     cascade: bool = True
     comparison: dict[str, Any] | None = None
@@ -73,12 +87,6 @@ class Evaluation:
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the result as JSON, atomically (temporary file, then rename)."""
         return write_atomic(Path(path), json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n")
-
-    def to_html(self, path: str | os.PathLike[str]) -> Path:
-        """Render the self-contained HTML report of this result."""
-        from robust.report import render
-
-        return write_atomic(Path(path), render(self.to_dict()))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Evaluation:

@@ -42,7 +42,7 @@ def html_for(source: Path, workdir: Path) -> Path:
         return source
     import robust
 
-    return robust.load_result(source).to_html(workdir / "report.html")
+    return robust.write_report(robust.load_result(source), workdir / "report.html")
 
 
 def screenshot(html: Path, png: Path, width: int = 1200, height: int | None = 1600,

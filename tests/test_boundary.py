@@ -125,7 +125,7 @@ def test_targeted_from_starting_points(linear_oracle: Any) -> None:
     ({"source_step": -0.1}, "source_step must be"),
     ({"starting_points": [0.5]}, "starting_points must be a tensor"),
     ({"starting_points": torch.zeros(3, 1, 28, 28)}, "starting_points must have the shape"),
-    ({"norm": "linf"}, "supports norms"),
+    ({"norm": "linf"}, "norm must be one of l2"),
 ])
 def test_rejects_bad_parameters(params: dict[str, Any], message: str, linear_oracle: Any) -> None:
     with pytest.raises(robust.RobustError, match=message):

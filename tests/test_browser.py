@@ -104,8 +104,8 @@ def reports(browser: Any, zoo_cnn: robust.Classifier, tmp_path_factory: pytest.T
     plain = robust.evaluate(zoo_cnn, data, ["fgsm", "pgd"], eps=0.3, checks=True)
     defended_model = robust.create_defense("jpeg", quality=50).wrap(zoo_cnn)
     defended = robust.evaluate(defended_model, data, ["fgsm", "pgd"], eps=0.3, naive=True)
-    return {"plain": plain.to_html(out / "plain" / "report.html"),
-            "defended": defended.to_html(out / "defended" / "report.html")}
+    return {"plain": robust.write_report(plain, out / "plain" / "report.html"),
+            "defended": robust.write_report(defended, out / "defended" / "report.html")}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SECTIONS))

@@ -107,7 +107,7 @@ def test_strict_exits_3_when_a_check_fails(tmp_path: Any) -> None:
 
 
 def test_too_few_steps_trip_loss_still_improving(mnist500: Any) -> None:
-    from robust.checks import Context, loss_still_improving
+    from robust.evaluation.checks import Context, loss_still_improving
 
     model = robust.load_model("cnn")
     x, y = mnist500.x[:64], mnist500.y[:64]

@@ -87,7 +87,7 @@ def test_misclassified_inputs_are_returned_unchanged(zoo_cnn: robust.Classifier,
     ({"steps": 0}, "steps must be"),
     ({"candidates": 1}, "candidates must be"),
     ({"overshoot": -0.1}, "overshoot must be"),
-    ({"norm": "l1"}, "supports norms"),
+    ({"norm": "l1"}, "norm must be one of l2, linf"),
 ])
 def test_rejects_bad_parameters(params: dict[str, Any], message: str, linear_oracle: Any) -> None:
     attack = robust.create_attack("deepfool", **params)

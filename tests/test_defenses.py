@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 import robust
-from defenses.jpeg import jpeg_codec, jpeg_tensor
-from defenses.spatial_smoothing import median_filter
-from robust.checks import Context, defense_gradients, randomized_forward
-from robust.defense import Defense, naive_model, undefended
+from robust.defenses.jpeg import jpeg_codec, jpeg_tensor
+from robust.defenses.spatial_smoothing import median_filter
+from robust.evaluation.checks import Context, defense_gradients, randomized_forward
+from robust.defense import PreprocessingDefense, naive_model, undefended
 from robust.testing import CHECKS, Case, small_digits_model
 
 PREPROCESSING = ["jpeg", "feature-squeezing", "spatial-smoothing"]
@@ -29,8 +29,8 @@ def test_registry_lists_every_defense() -> None:
     ("jpeg", {"qualty": 50}, "did you mean 'quality'"),
     ("spatial-smoothing", {"window": 1}, "window must be"),
     ("feature-squeezing", {"bit_depth": 0}, "bit_depth must be"),
-    ("jpeg", {"gradient": "magic"}, "supports gradient modes"),
-    ("spatial-smoothing", {"gradient": "approx"}, "supports gradient modes"),
+    ("jpeg", {"gradient": "magic"}, "gradient must be one of bpda, approx, exact"),
+    ("spatial-smoothing", {"gradient": "approx"}, "gradient must be one of bpda, exact"),
 ])
 def test_bad_parameters_are_named(name: str, params: dict[str, Any], message: str) -> None:
     with pytest.raises(robust.RobustError, match=message):
@@ -170,11 +170,11 @@ def test_evaluation_reports_the_detection_rate(zoo_cnn: Any, mnist500: Any, tmp_
     found = result.detection
     assert found is not None and found["adversarial_n"] == round((result.clean_accuracy - result.robust_accuracy) * 100)
     assert found["detection_rate"] > found["false_positive_rate"]
-    html = result.to_html(tmp_path / "report.html").read_text()
+    html = robust.write_report(result, tmp_path / "report.html").read_text()
     assert "clean inputs flagged" in html and f"{found['detection_rate']:.2%}" in html
 
 
-class NoisyInput(Defense):
+class NoisyInput(PreprocessingDefense):
     """Adds fresh Gaussian noise to every input (a randomized defense)."""
 
     name = "noisy"
@@ -215,7 +215,7 @@ def test_defended_result_round_trips_and_renders(zoo_cnn: Any, mnist500: Any, tm
     result = robust.evaluate(defended, (mnist500.x[:32], mnist500.y[:32]), ["fgsm"], eps=0.3, naive=True)
     loaded = robust.load_result(result.to_json(tmp_path / "result.json"))
     assert loaded.defenses == result.defenses and loaded.naive == result.naive
-    html = loaded.to_html(tmp_path / "report.html").read_text()
+    html = robust.write_report(loaded, tmp_path / "report.html").read_text()
     assert 'id="defenses"' in html and "BPDA" in html and "naive" in html
 
 

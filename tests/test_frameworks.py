@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import robust
-from robust import frameworks
-from robust.frameworks import ATTACKS, FRAMEWORKS, ParamMapping, capabilities, make_runner, mapping, supports
+from robust.comparison import adapters as frameworks
+from robust.comparison.adapters import ATTACKS, FRAMEWORKS, ParamMapping, capabilities, make_runner, mapping, supports
 
 pytest.importorskip("art")
 pytest.importorskip("foolbox")
@@ -154,6 +154,6 @@ def test_capabilities_and_versions() -> None:
 
 
 def test_import_stays_cheap() -> None:
-    code = "import sys, robust.frameworks; print(sorted({'art', 'foolbox'} & set(sys.modules)))"
+    code = "import sys, robust.comparison; print(sorted({'art', 'foolbox'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

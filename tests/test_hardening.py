@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,15 @@ def assert_clean_exit(code: int, output: str, out: Path) -> None:
         assert (out / "result.json").exists() and (out / "report.html").exists()
 
 
+def eps_is_valid(text: str) -> bool:
+    """Oracle: a number or a fraction, finite and >= 0 (what --eps documents)."""
+    try:
+        value = float(Fraction(text.strip())) if "/" in text else float(text)
+    except (ValueError, ZeroDivisionError):
+        return False
+    return math.isfinite(value) and value >= 0
+
+
 @FAST
 @given(eps=st.one_of(st.text(max_size=8), st.floats(allow_nan=True, allow_infinity=True).map(str),
                      st.fractions(min_value=-2, max_value=2).map(str)))
@@ -42,6 +52,9 @@ def test_cli_eps_strings(eps: str, tmp_path_factory: pytest.TempPathFactory) -> 
         eps = f" {eps}"  # keep click from reading it as an option or dropping it
     code, output = cli(["evaluate", "--model", "cnn", "--attack", "fgsm", "--n", "4", "--eps", eps, "--out", str(out), "--force"])
     assert_clean_exit(code, output, out)
+    assert (code == 0) == eps_is_valid(eps), output
+    if code == 2:
+        assert "--eps" in output
 
 
 @FAST
@@ -55,7 +68,42 @@ def test_cli_sizes(n: int, batch: int, tmp_path_factory: pytest.TempPathFactory)
 
 
 PARAM_VALUES = st.one_of(st.integers(-3, 5), st.floats(-1, 2, allow_nan=False), st.booleans(),
-                         st.sampled_from(["ce", "margin", "linf", "l2", "x", ""]))
+                         st.sampled_from(["ce", "margin", "dlr", "linf", "l2", "x", ""]))
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# Oracle, written from the attacks' documentation: which parameters each attack takes, and what each accepts.
+TAKES = {
+    "fgsm": {"norm", "loss"},
+    "pgd": {"norm", "steps", "step_size", "random_start", "restarts", "loss"},
+    "deepfool": {"norm", "steps", "overshoot", "candidates"},
+    "cw": {"norm", "steps", "lr", "binary_search_steps", "initial_const", "confidence", "abort_early"},
+    "boundary": {"norm", "max_queries", "spherical_step", "source_step", "step_adaptation", "init_draws",
+                 "init_steps", "init_bisections", "starting_points"},
+}
+NORMS = {"fgsm": ("linf", "l2"), "pgd": ("linf", "l2"), "deepfool": ("l2", "linf"), "cw": ("l2",), "boundary": ("l2",)}
+ACCEPTS = {
+    "steps": lambda v: is_int(v) and v >= 1, "restarts": lambda v: is_int(v) and v >= 1,
+    "binary_search_steps": lambda v: is_int(v) and v >= 1, "max_queries": lambda v: is_int(v) and v >= 1,
+    "candidates": lambda v: is_int(v) and v >= 2, "step_size": lambda v: is_number(v) and v > 0,
+    "lr": lambda v: is_number(v) and v > 0, "overshoot": lambda v: is_number(v) and v >= 0,
+    "loss": lambda v: v in ("ce", "margin", "dlr"), "random_start": lambda v: isinstance(v, bool),
+}
+
+
+def invalid_keys(name: str, params: dict[str, Any]) -> list[str]:
+    bad = [k for k in params if k not in TAKES[name]]
+    bad += [k for k, v in params.items() if k in TAKES[name] and k in ACCEPTS and not ACCEPTS[k](v)]
+    if "norm" in params and params["norm"] not in NORMS[name]:
+        bad.append("norm")
+    return bad
 
 
 @FAST
@@ -67,31 +115,41 @@ def test_attack_parameters(name: str, params: dict[str, Any], digits_model: robu
     attack = robust.create_attack(name, **params)
     capped = {"steps": 3, "max_queries": 50, "binary_search_steps": 1, "candidates": 10}
     for key, cap in capped.items():  # keep each example cheap: large budgets are valid, just slow
-        if isinstance(attack.given.get(key), int) and attack.given[key] > cap:
+        if isinstance(attack.given.get(key), int) and not isinstance(attack.given[key], bool) and attack.given[key] > cap:
             attack = attack.with_params(**{key: cap})
+    bad = invalid_keys(name, params)
     try:
         res = attack(digits_model, digits.x[:6], digits.y[:6], eps=0.1)
     except robust.RobustError as exc:
-        assert str(exc)
+        assert bad, f"{name} refused the valid {params}: {exc}"
+        assert any(key in str(exc) for key in bad), f"the message names none of {bad}: {exc}"
         return
+    assert not bad, f"{name} accepted {params}, though {bad} are invalid"
     assert res.x_adv.shape == (6, 1, 8, 8) and torch.isfinite(res.x_adv).all()
 
 
+SHAPES = st.one_of(st.lists(st.integers(0, 4), min_size=1, max_size=5),
+                   st.tuples(st.integers(0, 3), st.just(1), st.just(8), st.just(8)).map(list))
+
+
 @FAST
-@given(shape=st.lists(st.integers(0, 4), min_size=1, max_size=5),
-       dtype=st.sampled_from([torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool]),
+@given(shape=SHAPES, dtype=st.sampled_from([torch.float32, torch.float64, torch.int64, torch.uint8, torch.bool]),
        fill=st.sampled_from([0.5, math.nan, math.inf, -1.0, 2.0]))
 def test_api_inputs(shape: list[int], dtype: torch.dtype, fill: float, digits_model: robust.Classifier) -> None:
     x = torch.full(shape, 0.5).to(dtype) if dtype != torch.bool else torch.zeros(shape, dtype=torch.bool)
     if x.dtype.is_floating_point and x.numel():
         x.view(-1)[0] = fill
     y = torch.zeros(shape[0], dtype=torch.long)
+    # Oracle: a non-empty float32 batch (the model's dtype) in the bounds, with 64 values per sample for the MLP.
+    valid = (dtype == torch.float32 and fill == 0.5 and len(shape) >= 2 and shape[0] >= 1
+             and math.prod(shape[1:]) == 64)
     try:
         result = robust.evaluate(digits_model, (x, y), ["fgsm"], eps=0.1)
     except robust.RobustError as exc:
-        assert str(exc)
+        assert not valid, f"refused a valid batch of shape {shape}: {exc}"
         return
-    assert tuple(shape) == (shape[0], 1, 8, 8) and fill == 0.5 and 0 <= result.robust_accuracy <= 1
+    assert valid, f"accepted shape {shape}, {dtype}, fill {fill}"
+    assert 0 <= result.robust_accuracy <= 1
 
 
 @FAST
@@ -100,12 +158,14 @@ def test_api_inputs(shape: list[int], dtype: torch.dtype, fill: float, digits_mo
                         st.lists(st.booleans(), min_size=4, max_size=4).map(torch.tensor),
                         st.integers(0, 9).map(lambda k: torch.full((3,), k))))
 def test_api_labels(labels: torch.Tensor, digits_model: robust.Classifier, digits: Any) -> None:
+    valid = labels.dtype == torch.long and len(labels) == 4 and int(labels.min()) >= 0 and int(labels.max()) <= 9
     try:
         result = robust.evaluate(digits_model, (digits.x[:4], labels), ["fgsm"], eps=0.1)
     except robust.RobustError as exc:
-        assert str(exc)
+        assert not valid, f"refused valid labels {labels.tolist()}: {exc}"
+        assert "label" in str(exc)
         return
-    assert labels.dtype == torch.long and len(labels) == 4 and int(labels.min()) >= 0 and int(labels.max()) <= 9
+    assert valid, f"accepted labels {labels.tolist()} ({labels.dtype})"
     assert 0 <= result.robust_accuracy <= result.clean_accuracy
 
 

@@ -46,6 +46,6 @@ def test_import_robust_does_not_import_plugins_or_torch() -> None:
     import subprocess
     import sys
 
-    code = "import sys, robust; print('attacks' in sys.modules, 'defenses' in sys.modules, 'torch' in sys.modules)"
+    code = "import sys, robust; print('robust.attacks' in sys.modules, 'robust.defenses' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "False"]

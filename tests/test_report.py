@@ -15,7 +15,7 @@ def small_result(model: robust.Classifier, data: Any) -> robust.Evaluation:
 
 
 def test_report_is_self_contained(tmp_path: Path, digits_model: robust.Classifier, digits: Any) -> None:
-    html = small_result(digits_model, digits).to_html(tmp_path / "r.html").read_text()
+    html = robust.write_report(small_result(digits_model, digits), tmp_path / "r.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "the report must not load anything from the network"
     assert "<script" not in html
@@ -43,12 +43,12 @@ def test_hostile_names_are_escaped(digits_model: robust.Classifier, digits: Any)
 def test_report_from_json_alone(tmp_path: Path, digits_model: robust.Classifier, digits: Any) -> None:
     result = small_result(digits_model, digits)
     path = result.to_json(tmp_path / "result.json")
-    assert robust.load_result(path).to_html(tmp_path / "a.html").read_text() == render(result.to_dict())
+    assert robust.write_report(robust.load_result(path), tmp_path / "a.html").read_text() == render(result.to_dict())
 
 
 def test_curves_from_minimal_distances(tmp_path: Path, zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     result = robust.evaluate(zoo_cnn, (mnist500.x[:60], mnist500.y[:60]), ["deepfool"], eps=1.5, norm="l2")
-    html = result.to_html(tmp_path / "r.html").read_text()
+    html = robust.write_report(result, tmp_path / "r.html").read_text()
     assert 'id="curves"' in html and html.count("<svg") == 2
     assert "<?xml" not in html and "<!DOCTYPE svg" not in html
     assert render(result.to_dict()) == html, "the same JSON must give the same HTML"
@@ -78,5 +78,5 @@ def test_examples_grid(tmp_path: Path, zoo_cnn: robust.Classifier, mnist500: Any
         assert decode(e["adversarial_png"]).shape == (28, 28)
         clean = (mnist500.x[e["index"], 0] * 255).round().to(dtype=mnist500.x.dtype).numpy().astype(np.uint8)
         assert np.array_equal(decode(e["clean_png"]), clean)
-    html = result.to_html(tmp_path / "r.html").read_text()
+    html = robust.write_report(result, tmp_path / "r.html").read_text()
     assert 'id="examples"' in html and html.count("data:image/png;base64,") == 3 * len(result.examples)

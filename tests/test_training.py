@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import robust
 from robust.cli import main
-from robust.loaders import build_architecture
+from robust.zoo.loaders import build_architecture
 from robust.training import TrainConfig, train
 
 

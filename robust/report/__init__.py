@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import jinja2
 import markupsafe
+
+from robust.result import Evaluation, write_atomic
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("robust", "report/templates"),
@@ -36,6 +40,16 @@ def render(result: dict[str, Any]) -> str:
     # The SVGs are drawn by matplotlib from numbers alone (no user text), so they are safe to inline.
     safe = {k: markupsafe.Markup(v) if v else None for k, v in figures.items()}
     return _ENV.get_template("report.html.j2").render(r=result, fig=safe)
+
+
+def write_html(result: Evaluation | dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Write the self-contained HTML report of ``result`` (an Evaluation or its JSON dict) to ``path``, atomically.
+
+    Example:
+        >>> robust.write_report(result, "reports/run/report.html")
+    """
+    data = result.to_dict() if isinstance(result, Evaluation) else result
+    return write_atomic(Path(path), render(data))
 
 
 def render_session(records: list[dict[str, Any]]) -> str:

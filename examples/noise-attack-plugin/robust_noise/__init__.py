@@ -11,12 +11,10 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from robust import Attack, Classifier
-from robust.attack import clip, is_adversarial
+from robust import Attack, Classifier, Param
+from robust.attack import clip, is_adversarial, per_sample
 
 
 class RandomNoise(Attack):
@@ -28,10 +26,10 @@ class RandomNoise(Attack):
     """
 
     name = "noise"
-    defaults = {"norm": "linf", "tries": 10}
-
-    def validate(self, params: dict[str, Any]) -> None:
-        self.check(isinstance(params["tries"], int) and params["tries"] >= 1, f"tries must be an integer >= 1, got {params['tries']!r}")
+    parameters = (
+        Param("norm", str, "linf", "linf: uniform in the cube; l2: uniform on the sphere", choices=("linf", "l2")),
+        Param("tries", int, 10, "random draws per sample", low=1),
+    )
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> torch.Tensor:
@@ -39,17 +37,18 @@ class RandomNoise(Attack):
         x_adv = x.clone()
         todo = torch.ones(len(x), dtype=torch.bool, device=x.device)
         for _ in range(self.params["tries"]):
-            noise = self.draw(x, eps, generator)
-            candidate = clip(x + noise, model.bounds)
+            idx = todo.nonzero().squeeze(1)
+            if idx.numel() == 0:  # never call the model on an empty batch
+                break
+            candidate = clip(x[idx] + self.draw(x[idx], eps, generator), model.bounds)
             with torch.no_grad():
-                fooled = is_adversarial(model(candidate), y, targeted) & todo
-            x_adv[fooled] = candidate[fooled]
-            todo &= ~fooled
+                fooled = is_adversarial(model(candidate), y[idx], targeted)
+            x_adv[idx[fooled]] = candidate[fooled]
+            todo[idx[fooled]] = False
         return x_adv
 
     def draw(self, x: torch.Tensor, eps: float, generator: torch.Generator) -> torch.Tensor:
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
         if self.norm == "l2":
-            norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12)
-            noise = noise / norms.view(-1, *([1] * (x.ndim - 1)))
+            noise = noise / per_sample(noise.flatten(1).norm(dim=1).clamp_min(1e-12), x)
         return noise * eps

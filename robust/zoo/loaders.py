@@ -16,7 +16,7 @@ from torch import nn
 
 from robust.errors import RobustError, suggest
 from robust.model import Classifier
-from robust.zoo import ZOO, load_zoo_module
+from robust.zoo.catalog import ZOO, load_zoo_module
 
 
 def load_model(name: str, *, weights: str | None = None, device: str | torch.device | None = None) -> Classifier:
@@ -133,7 +133,7 @@ def load_state(module: nn.Module, path: Path) -> None:
 
 def list_models() -> dict[str, str]:
     """Zoo models with their description and recorded clean accuracy."""
-    from robust.zoo import zoo_cards
+    from robust.zoo.catalog import zoo_cards
 
     cards = zoo_cards()
     out = {}

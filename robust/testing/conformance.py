@@ -1,8 +1,10 @@
-"""Robustness in test suites: ``assert_robust`` and a conformance kit for attack plugins.
+"""A conformance kit for attack plugins, in the spirit of scikit-learn's ``check_estimator``.
 
-``assert_robust`` fails a test when a model is less robust than a threshold.
-``check_attack`` runs the harness's invariants on any attack object, in the spirit of
-scikit-learn's ``check_estimator``, so a third-party plugin can be checked like ours.
+``check_attack`` runs the harness's invariants on any attack object, so a third-party
+plugin can be checked like ours: eps 0, the eps ball and the bounds, no mutation, modes
+restored, determinism, success re-judged, batch independence, typed hyperparameters, and
+never a call of the model on an empty batch (on a model whose forward raises on one, as the
+most common CIFAR ResNet code does).
 """
 
 from __future__ import annotations
@@ -10,84 +12,30 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
 from robust.attack import Attack
 from robust.data import ArrayDataset, load_dataset
-from robust.data import Data, collect
-from robust.evaluation import evaluate
+from robust.errors import RobustError
 from robust.model import Classifier
-from robust.registry import create_attack
-from robust.result import Evaluation
+from robust.params import TENSOR, Param
 
 
-@dataclass
-class Record:
-    """One robustness assertion made in this process (the pytest plugin reports them)."""
-
-    test: str
-    evaluation: Evaluation
-    min_accuracy: float
-    passed: bool
+class EmptyBatchError(AssertionError):
+    """The model was called on a batch of zero samples."""
 
 
-RECORDS: list[Record] = []
-CURRENT_TEST: list[str] = [""]
-REPORT_PATH: list[str | None] = [None]
+class RefusesEmptyBatch(nn.Module):
+    """Flattens as ``x.view(x.size(0), -1)``, the way the most common CIFAR ResNet code does,
+    which cannot reshape an empty batch; this raises :class:`EmptyBatchError` there instead."""
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] == 0:
+            raise EmptyBatchError(f"the model was called on an empty batch of shape {tuple(x.shape)}")
+        return x.view(x.size(0), -1)
 
-def assert_robust(
-    model: nn.Module | str,
-    data: Data | str,
-    *,
-    attack: str | Attack = "pgd",
-    eps: float,
-    min_accuracy: float,
-    n: int | None = None,
-    norm: str = "linf",
-    batch_size: int = 256,
-    seed: int = 0,
-    **attack_params: Any,
-) -> Evaluation:
-    """Fail with a readable message unless robust accuracy reaches ``min_accuracy``.
-
-    Args:
-        model: a Classifier, an ``nn.Module`` (bounds (0, 1)) or a zoo name / model spec.
-        data: ``(x, y)`` tensors, a Dataset, a DataLoader, or a dataset name.
-        attack: attack name or object; ``attack_params`` configure a named one.
-        eps: budget in input space, in ``norm``.
-        min_accuracy: the least robust accuracy, in [0, 1], that passes.
-        n: use only the first ``n`` samples.
-
-    Returns:
-        The :class:`~robust.result.Evaluation`, when the assertion holds.
-
-    Example:
-        >>> robust.testing.assert_robust("cnn", "mnist", eps=0.1, min_accuracy=0.0, n=50, steps=5)
-    """
-    x, y, name = collect(data)
-    x, y = (x[:n], y[:n]) if n is not None else (x, y)
-    run = create_attack(attack, **attack_params) if isinstance(attack, str) else attack
-    result = evaluate(model, (x, y), [run], eps=eps, norm=norm, batch_size=batch_size, seed=seed,
-                      command=f"assert_robust({CURRENT_TEST[0] or 'python'})")
-    result.dataset = name
-    passed = result.robust_accuracy >= min_accuracy
-    RECORDS.append(Record(CURRENT_TEST[0], result, min_accuracy, passed))
-    if not passed:
-        short = round((min_accuracy - result.robust_accuracy) * result.n + 0.4999)
-        where = f"; report: {REPORT_PATH[0]}" if REPORT_PATH[0] else ""
-        raise AssertionError(
-            f"{result.model} is not robust enough under {run.name} at {norm} eps={eps:g}: robust accuracy "
-            f"{result.robust_accuracy:.2%} < required {min_accuracy:.2%} (clean accuracy {result.clean_accuracy:.2%}, "
-            f"n={result.n}); {short} more sample(s) would have had to survive{where}"
-        )
-    return result
-
-
-# Conformance checks -----------------------------------------------------------------------
 
 @dataclass
 class Case:
@@ -100,7 +48,8 @@ class Case:
 
 
 def conformance_case(attack: Attack, n: int = 24) -> Case:
-    """A small MLP trained on scikit-learn's 8x8 digits (seeded, about a second on a CPU)."""
+    """A small MLP trained on scikit-learn's 8x8 digits (seeded, about a second on a CPU), whose
+    forward raises on an empty batch."""
     model = small_digits_model()
     test = load_dataset("digits")
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n]
@@ -109,11 +58,15 @@ def conformance_case(attack: Attack, n: int = 24) -> Case:
 
 @functools.lru_cache(maxsize=1)
 def small_digits_model() -> Classifier:
-    """A seeded MLP trained on scikit-learn's 8x8 digits, about 92% accurate on its test split; built once per process."""
+    """A seeded MLP trained on scikit-learn's 8x8 digits, about 92% accurate on its test split; built once per process.
+
+    It flattens with :class:`RefusesEmptyBatch`, so everything run on it proves it never calls
+    the model on zero samples.
+    """
     train: ArrayDataset = load_dataset("digits", split="train")
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        net = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+        net = nn.Sequential(RefusesEmptyBatch(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     for _ in range(100):
         opt.zero_grad()
@@ -193,9 +146,55 @@ def check_batch_independence(attack: Attack, case: Case) -> None:
     assert abs(int(whole) - int(alone)) <= max(2, half // 4), f"{int(whole)} vs {int(alone)} successes"
 
 
+def check_no_empty_batches(attack: Attack, case: Case) -> None:
+    """The model is never called on zero samples, even when every point is fooled at once.
+
+    Runs the attack with labels that every point already violates (each point is done before
+    the first step) and at a budget as large as the box (every point falls early); the
+    case's model raises :class:`EmptyBatchError` on an empty batch.
+    """
+    pred = case.model.predict(case.x).cpu()
+    classes = int(case.model.num_classes or 2)
+    attack(case.model, case.x, (pred + 1) % classes, eps=case.eps)
+    lo, hi = case.model.bounds
+    box = (hi - lo) * (1.0 if attack.norm == "linf" else case.x[0].numel() ** 0.5)
+    attack(case.model, case.x, case.y, eps=box)
+
+
+def _invalid(param: Param) -> list[object]:
+    """Values that ``param`` must refuse."""
+    if param.type is None:
+        return []
+    if param.type == TENSOR:
+        return [3]
+    wrong: list[object] = ["not-a-value"] if param.type is not str else []
+    if param.choices is not None:
+        wrong.append("not-a-choice")
+    if param.type in (int, float):
+        wrong.append(True)
+        if param.low is not None:
+            wrong.append(param.low - 1)
+        if param.high is not None:
+            wrong.append(param.high + 1)
+    return wrong
+
+
+def check_hyperparameters(attack: Attack, case: Case) -> None:
+    """The defaults validate; every typed parameter refuses wrong values with a message naming it."""
+    attack.check_hyperparameters()
+    for param in type(attack).all_parameters():
+        for value in _invalid(param):
+            try:
+                attack.with_params(**{param.name: value}).check_hyperparameters()
+            except RobustError as exc:
+                assert param.name in str(exc), f"refusing {param.name}={value!r}, the message does not name it: {exc}"
+            else:
+                raise AssertionError(f"{param.name}={value!r} was accepted; it takes {param.describe()}")
+
+
 CHECKS: list[Callable[[Attack, Case], None]] = [
     check_eps_zero, check_eps_ball_and_bounds, check_no_mutation_and_mode, check_determinism,
-    check_success_rejudged, check_batch_independence,
+    check_success_rejudged, check_batch_independence, check_no_empty_batches, check_hyperparameters,
 ]
 
 

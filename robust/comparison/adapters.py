@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from robust.comparison.tables import CLASSES, EXACT, NONE, ROWS, ParamMapping
 from robust.errors import RobustError, suggest
-from robust.framework_params import CLASSES, EXACT, NONE, ROWS, ParamMapping
 from robust.model import Classifier
 from robust.registry import ATTACKS as _REGISTRY
 from robust.registry import create_attack, list_attacks, list_defenses

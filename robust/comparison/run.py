@@ -12,62 +12,18 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from robust import frameworks as fw
 from robust.attack import Attack
+from robust.comparison import adapters as fw
+from robust.comparison.external import PIP_NAMES, external_attack
+from robust.data import Data
 from robust.errors import RobustError
-from robust.evaluation import Data, run_evaluation
-from robust.model import Classifier
+from robust.evaluation.cascade import prepare, record, run_cascade
+from robust.evaluation.settings import check_eps
 from robust.registry import ATTACKS
 from robust.result import Evaluation
-
-
-PIP_NAMES = {"robust": "robust", "art": "adversarial-robustness-toolbox", "foolbox": "foolbox"}
-
-
-class ExternalAttack(Attack):
-    """Another framework's implementation of one of our attacks, configured with our parameters.
-
-    Subclasses are made by :func:`external_attack`; ``run`` calls the framework and returns
-    its raw output, which the harness verifies without repairing it.
-    """
-
-    verify_only = True
-
-    def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
-            generator: torch.Generator) -> torch.Tensor:
-        runner = fw.make_runner(self.framework, self.name, self.params, norm=self.norm, eps=eps, targeted=targeted)
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
-        state = np.random.get_state()
-        try:  # the frameworks draw from the global generators: seed them, then put them back
-            with torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                np.random.seed(seed)
-                return runner(model, x, y)
-        except fw.FrameworkRefused as exc:
-            warnings.warn(f"{exc}; its outputs for this batch of {len(x)} count as failures", stacklevel=2)
-            return x
-        finally:
-            np.random.set_state(state)
-
-
-def external_attack(framework: str, name: str, **params: Any) -> Attack:
-    """``name`` as implemented by ``framework`` ("robust", "art" or "foolbox")."""
-    if framework not in fw.FRAMEWORKS:
-        raise RobustError(f"unknown framework {framework!r}; use one of {', '.join(fw.FRAMEWORKS)}")
-    ours = ATTACKS.get(name)
-    if framework == "robust":
-        attack: Attack = ours(**params)
-        return attack
-    cls = type(f"{framework.capitalize()}{ours.__name__}", (ExternalAttack,), {
-        "name": name, "framework": framework, "defaults": dict(ours.defaults), "norms": ours.norms,
-        "needs_eps": ours.needs_eps, "__doc__": f"{ours.__name__} as implemented by {framework}, verified by robust.",
-    })
-    external: Attack = cls(**params)
-    return external
 
 
 def compare(
@@ -94,6 +50,7 @@ def compare(
         framework) and whose ``comparison`` holds versions, parameter mappings, per-sample
         agreement between each pair of frameworks, and the capability matrix.
     """
+    check_eps(eps)
     unknown = [f for f in frameworks if f not in fw.FRAMEWORKS]
     if unknown:
         raise RobustError(f"unknown framework {unknown[0]!r}; use one of {', '.join(fw.FRAMEWORKS)}")
@@ -104,14 +61,14 @@ def compare(
     runs, skipped, mapping = _plan(attacks, [f for f in frameworks if f not in missing], norm)
     if not runs:
         raise RobustError("nothing to compare: no installed framework offers these attacks")
-    result, masks = run_evaluation(model, data, runs, eps=eps, norm=norm, batch_size=batch_size, device=device,
-                                   seed=seed, cascade=False, progress=progress, command=command)
-    correct = torch.tensor([s["label"] == s["clean_prediction"] for s in result.samples])
-    result.comparison = {
+    job = prepare(model, data, runs, norm=norm, batch_size=batch_size, device=device, seed=seed, cascade=False,
+                  progress=progress)
+    main = run_cascade(job, eps)
+    comparison = {
         "frameworks": {f: v for f, v in versions.items() if v is not None}, "missing": missing, "skipped": skipped,
-        "mapping": mapping, "agreement": _agreement(runs, masks, correct), "capabilities": fw.capabilities(),
+        "mapping": mapping, "agreement": _agreement(runs, main.masks, main.correct), "capabilities": fw.capabilities(),
     }
-    return result
+    return record(job, main, command=command, comparison=comparison)
 
 
 def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str
@@ -120,8 +77,9 @@ def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str
     skipped: list[dict[str, str]] = []
     mapping: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for spec in attacks:
-        name, params = (spec, {}) if isinstance(spec, str) else (spec.name, spec.given)
-        params = {**params, "norm": params.get("norm") or norm} if "norm" in ATTACKS.get(name).defaults else params
+        ours = ATTACKS.create(spec) if isinstance(spec, str) else spec
+        name, params = ours.name, ours.given
+        params = {**params, "norm": params.get("norm") or norm} if "norm" in ours.defaults else params
         for framework in frameworks:
             if framework != "robust" and not fw.supports(framework, name, norm):
                 skipped.append({"attack": name, "framework": framework, "reason": f"{framework} has no {norm} {name}"})

@@ -26,9 +26,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "robustness: a robustness assertion (select with -m robustness)")
     directory = config.getoption("--robust-report")
     if directory:
-        from robust import testing
+        from robust.testing import assertions
 
-        testing.REPORT_PATH[0] = str(Path(directory) / "report.html")
+        assertions.REPORT_PATH[0] = str(Path(directory) / "report.html")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,17 +39,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    from robust import testing
+    from robust.testing import assertions
 
-    testing.CURRENT_TEST[0] = item.nodeid
+    assertions.CURRENT_TEST[0] = item.nodeid
     yield
-    testing.CURRENT_TEST[0] = ""
+    assertions.CURRENT_TEST[0] = ""
 
 
 @pytest.fixture
 def assert_robust() -> Callable[..., Any]:
     """:func:`robust.testing.assert_robust`, recorded for ``--robust-report``."""
-    from robust.testing import assert_robust as check
+    from robust.testing.assertions import assert_robust as check
 
     return check
 
@@ -58,7 +58,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     directory = session.config.getoption("--robust-report")
     if not directory:
         return
-    testing = sys.modules.get("robust.testing")
+    testing = sys.modules.get("robust.testing.assertions")
     from robust.report import render_session
     from robust.result import write_atomic
 
@@ -72,7 +72,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    testing = sys.modules.get("robust.testing")  # absent when no robustness assertion ran
+    testing = sys.modules.get("robust.testing.assertions")  # absent when no robustness assertion ran
     if testing is not None and testing.RECORDS:
         failed = sum(not r.passed for r in testing.RECORDS)
         where = f"; report: {testing.REPORT_PATH[0]}" if testing.REPORT_PATH[0] else ""

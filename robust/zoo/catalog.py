@@ -17,7 +17,7 @@ from importlib import resources
 import torch
 from torch import nn
 
-from robust.nets import SmallCNN, SmallResNet
+from robust.zoo.nets import SmallCNN, SmallResNet
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ ZOO: dict[str, ZooEntry] = {
 
 def zoo_cards() -> dict[str, dict[str, Any]]:
     """Per-model facts recorded at training time (clean accuracy on the MNIST test set)."""
-    text = resources.files("robust").joinpath("weights", "zoo.json").read_text()
+    text = resources.files("robust.zoo").joinpath("weights", "zoo.json").read_text()
     cards: dict[str, dict[str, Any]] = json.loads(text)
     return cards
 
@@ -59,6 +59,6 @@ def zoo_cards() -> dict[str, dict[str, Any]]:
 def load_zoo_module(name: str) -> nn.Module:
     """Build a zoo architecture and load its shipped weights (``weights_only=True``)."""
     net = ZOO[name].build()
-    with resources.as_file(resources.files("robust").joinpath("weights", f"{name}.pt")) as path:
+    with resources.as_file(resources.files("robust.zoo").joinpath("weights", f"{name}.pt")) as path:
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net.eval()

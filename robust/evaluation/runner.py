@@ -209,6 +209,17 @@ class Distances:
     def empty(cls, n: int) -> Distances:
         return cls(torch.full((n,), float("nan")), torch.full((n,), float("nan")))
 
+    @classmethod
+    def gather(cls, n: int, parts: list[BatchOutcome], keep: int) -> Distances:
+        """The distances of ``n`` points from the batches that attacked some of them, and up to ``keep`` images."""
+        found = cls.empty(n)
+        for part in parts:
+            found.l2[part.points], found.linf[part.points] = part.l2, part.linf
+            for j, image in part.kept.items():
+                if len(found.kept) < keep:
+                    found.kept[j] = image
+        return found
+
     def of(self, norm: str) -> torch.Tensor:
         return self.l2 if norm == "l2" else self.linf
 

@@ -16,10 +16,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from robust.attack import Attack, clip, project
+from robust.attack import Attack
 from robust.defense import defense_chain
+from robust.gradient import GradientAttack, Schedule, SteepestAscent, descend, random_start
+from robust.losses import margin
 from robust.model import Classifier
-from robust.registry import create_attack
+from robust.result import Check, CheckStatus
 
 SUBSET = 64
 
@@ -38,7 +40,7 @@ class Context:
     broken_by: list[str | None]
 
 
-def _result(check_id: str, status: str, message: str) -> dict[str, Any]:
+def _result(check_id: str, status: CheckStatus, message: str) -> Check:
     return {"id": check_id, "status": status, "message": message, "link": f"docs/checks.md#{check_id}"}
 
 
@@ -47,28 +49,29 @@ def _robust_acc(ctx: Context, attack: Attack, eps: float) -> float:
     return float((~res.success).float().mean())
 
 
-def _pgd(ctx: Context, **params: Any) -> Attack:
-    return create_attack("pgd", norm=ctx.norm, **params)
+def _pgd(ctx: Context, **params: Any) -> GradientAttack:
+    """PGD with the gradient base's defaults (the ``pgd`` plugin is that base as it is)."""
+    return GradientAttack(norm=ctx.norm, **params)
 
 
-def iterative_beats_single_step(ctx: Context) -> dict[str, Any]:
-    fgsm = _robust_acc(ctx, create_attack("fgsm", norm=ctx.norm), ctx.eps)
+def iterative_beats_single_step(ctx: Context) -> Check:
+    fgsm = _robust_acc(ctx, _pgd(ctx, steps=1, step_size=ctx.eps, random_start=False), ctx.eps)
     pgd = _robust_acc(ctx, _pgd(ctx, steps=20), ctx.eps)
-    status = "fail" if pgd > fgsm + 0.02 else "pass"
+    status: CheckStatus = "fail" if pgd > fgsm + 0.02 else "pass"
     return _result("iterative-vs-single-step", status,
                    f"on {len(ctx.x)} points: FGSM leaves {fgsm:.1%}, PGD-20 leaves {pgd:.1%} robust")
 
 
-def more_steps_and_restarts(ctx: Context) -> dict[str, Any]:
+def more_steps_and_restarts(ctx: Context) -> Check:
     base = _robust_acc(ctx, _pgd(ctx, steps=20), ctx.eps)
     strong = _robust_acc(ctx, _pgd(ctx, steps=40, restarts=2), ctx.eps)
     drop = base - strong
-    status = "warn" if drop > 0.05 else "pass"
+    status: CheckStatus = "warn" if drop > 0.05 else "pass"
     return _result("more-steps", status, f"on {len(ctx.x)} points: PGD-20 {base:.1%}, PGD-40 with 2 restarts "
                    f"{strong:.1%} robust (a drop of {drop:.1%}; more than 5 points means the attack had not converged)")
 
 
-def eps_sweep(ctx: Context) -> dict[str, Any]:
+def eps_sweep(ctx: Context) -> Check:
     lo, hi = ctx.model.bounds
     large = (hi - lo) if ctx.norm == "linf" else (hi - lo) * ctx.x[0].numel() ** 0.5
     levels = [ctx.eps / 2, ctx.eps, min(2 * ctx.eps, large), large]
@@ -76,12 +79,12 @@ def eps_sweep(ctx: Context) -> dict[str, Any]:
     rising = any(b > a + 0.02 for a, b in zip(accs, accs[1:]))
     chance = 1.0 / max(int(ctx.model.num_classes or 2), 2)
     text = ", ".join(f"eps {e:.3g}: {a:.1%}" for e, a in zip(levels, accs))
-    status = "fail" if rising or accs[-1] > chance else "pass"
+    status: CheckStatus = "fail" if rising or accs[-1] > chance else "pass"
     return _result("eps-sweep", status, f"PGD-20 on {len(ctx.x)} points: {text}; robust accuracy must not rise "
                    f"with eps and must fall to chance ({chance:.0%}) or below at the largest")
 
 
-def gradients(ctx: Context) -> dict[str, Any]:
+def gradients(ctx: Context) -> Check:
     x = ctx.x.clone().requires_grad_(True)
     with ctx.model.evaluating():
         loss = F.cross_entropy(ctx.model(x), ctx.y, reduction="sum")
@@ -90,13 +93,13 @@ def gradients(ctx: Context) -> dict[str, Any]:
     bad = ~torch.isfinite(flat).all(dim=1)
     zero = (flat.abs().amax(dim=1) == 0) & ~bad
     share_bad, share_zero = float(bad.float().mean()), float(zero.float().mean())
-    status = "fail" if share_bad > 0 or share_zero > 0.5 else "warn" if share_zero > 0.1 else "pass"
+    status: CheckStatus = "fail" if share_bad > 0 or share_zero > 0.5 else "warn" if share_zero > 0.1 else "pass"
     return _result("gradients", status, f"{share_zero:.1%} of {len(x)} points have an all-zero input gradient, "
                    f"{share_bad:.1%} a NaN or infinite one")
 
 
 @torch.no_grad()
-def randomized_forward(ctx: Context) -> dict[str, Any]:
+def randomized_forward(ctx: Context) -> Check:
     with ctx.model.evaluating():
         first, second = ctx.model(ctx.x), ctx.model(ctx.x)
     gap = float((first - second).abs().max())
@@ -111,7 +114,7 @@ def randomized_forward(ctx: Context) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def probabilities(ctx: Context) -> dict[str, Any]:
+def probabilities(ctx: Context) -> Check:
     with ctx.model.evaluating():
         out = ctx.model(ctx.x)
     looks = bool((out >= 0).all()) and bool(torch.allclose(out.sum(1), torch.ones(len(out), device=out.device), atol=1e-3))
@@ -120,52 +123,46 @@ def probabilities(ctx: Context) -> dict[str, Any]:
                    else "outputs look like logits")
 
 
-def decision_beats_gradient(ctx: Context) -> dict[str, Any]:
+def decision_beats_gradient(ctx: Context) -> Check:
     decision = {a.name for a in ctx.attacks if a.name == "boundary"}
     if not decision:
         return _result("decision-vs-gradient", "pass", "no decision-based attack in this evaluation: not applicable")
     only = sum(1 for b in ctx.broken_by if b in decision)
-    status = "warn" if only > 0 else "pass"
+    status: CheckStatus = "warn" if only > 0 else "pass"
     return _result("decision-vs-gradient", status,
                    f"the decision-based attack broke {only} point(s) that every gradient attack before it missed")
 
 
-def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Best other logit minus the true one, per point (positive once misclassified)."""
-    own = logits.gather(1, y[:, None]).squeeze(1)
-    return logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1) - own
+def loss_trace(ctx: Context, plan: Schedule) -> torch.Tensor:
+    """Best margin loss so far per step and point (steps + 1, N): the gradient base without early exit.
 
-
-def loss_trace(ctx: Context, steps: int, step_size: float) -> torch.Tensor:
-    """Best margin loss so far per step and point (steps + 1, N) of a Linf/L2 PGD without early exit.
-
-    Kept here rather than run through the PGD plugin, which stops early and keeps no trace.
+    Linf starts at a random point of the ball (seeded), L2 at the clean point.
     """
-    lo, hi = ctx.model.bounds
-    x_adv = ctx.x.clone()
-    if ctx.norm == "linf":  # a random start in the box; the L2 trace starts at the clean point
+    start = ctx.x
+    if ctx.norm == "linf":
         gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
-        noise = (torch.rand(ctx.x.shape, generator=gen, device=ctx.x.device) * 2 - 1) * ctx.eps
-        x_adv = clip(ctx.x + noise, (lo, hi))
-    best, trace = None, []
+        start = random_start(ctx.x, ctx.eps, "linf", ctx.model.bounds, gen)
+    stepper = SteepestAscent(ctx.x, ctx.eps, ctx.norm, plan.step_size, ctx.model.bounds)
     with ctx.model.evaluating():
-        for _ in range(steps + 1):
-            x_adv.requires_grad_(True)
-            loss = margin_loss(ctx.model(x_adv), ctx.y)
-            (grad,) = torch.autograd.grad(loss.sum(), x_adv)
-            best = loss.detach() if best is None else torch.maximum(best, loss.detach())
-            trace.append(best)
-            step = grad.sign() if ctx.norm == "linf" else grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.ndim - 1))
-            x_adv = project(clip(x_adv.detach() + step_size * step, (lo, hi)), ctx.x, ctx.eps, ctx.norm)
-    return torch.stack(trace)
+        found = descend(ctx.model, ctx.y, start, stepper, steps=plan.steps, loss=margin, early_exit=False, trace=True)
+    assert found.trace is not None
+    return found.trace
 
 
-def loss_still_improving(ctx: Context) -> dict[str, Any]:
-    pgd = next((a for a in ctx.attacks if a.name == "pgd" and a.framework == "robust"), None)
-    params: dict[str, Any] = pgd.params if pgd is not None else {"steps": 20, "step_size": None}
-    steps = int(params["steps"])
-    size = float(params["step_size"] or 2.5 * ctx.eps / steps)
-    trace = loss_trace(ctx, steps, size)
+def _iterative(ctx: Context) -> Schedule:
+    """The schedule of the evaluation's first iterative gradient attack, else PGD-20's."""
+    for attack in ctx.attacks:
+        if isinstance(attack, GradientAttack) and attack.framework == "robust":
+            plan = attack.schedule(ctx.eps)
+            if plan.steps > 1:
+                return plan
+    return _pgd(ctx, steps=20).schedule(ctx.eps)
+
+
+def loss_still_improving(ctx: Context) -> Check:
+    plan = _iterative(ctx)
+    steps, size = plan.steps, plan.step_size
+    trace = loss_trace(ctx, plan)
     failing = trace[-1] < 0
     if steps < 10 or not bool(failing.any()):
         return _result("loss-still-improving", "pass", f"PGD-{steps} on {len(ctx.x)} points: "
@@ -173,13 +170,13 @@ def loss_still_improving(ctx: Context) -> dict[str, Any]:
     tail = trace[-1][failing] - trace[int(0.9 * steps)][failing]
     total = (trace[-1][failing] - trace[0][failing]).clamp_min(1e-12)
     share = float(tail.sum() / total.sum())
-    status = "warn" if share > 0.05 else "pass"
+    status: CheckStatus = "warn" if share > 0.05 else "pass"
     return _result("loss-still-improving", status, f"PGD-{steps} (step {size:.3g}) on the {int(failing.sum())} of "
                    f"{len(ctx.x)} points it did not break: the last 10% of the steps made {share:.1%} of the margin "
                    "loss's progress (over 5%, half the pace of a steady climb, means more steps would find more)")
 
 
-def defense_gradients(ctx: Context) -> dict[str, Any]:
+def defense_gradients(ctx: Context) -> Check:
     chain = defense_chain(ctx.model)
     if not chain:
         return _result("defense-gradients", "pass", "no preprocessing defense in this evaluation: not applicable")
@@ -195,14 +192,14 @@ def defense_gradients(ctx: Context) -> dict[str, Any]:
     return _result("defense-gradients", "pass", f"every defense is attacked adaptively ({modes})")
 
 
-CHECKS: list[Callable[[Context], dict[str, Any]]] = [
+CHECKS: list[Callable[[Context], Check]] = [
     iterative_beats_single_step, more_steps_and_restarts, eps_sweep, gradients, randomized_forward,
     probabilities, decision_beats_gradient, loss_still_improving, defense_gradients,
 ]
 
 
 def run_checks(model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float, norm: str, seed: int,
-               attacks: list[Attack], broken_by: list[str | None]) -> list[dict[str, Any]]:
+               attacks: list[Attack], broken_by: list[str | None]) -> list[Check]:
     """Run every check on the first ``SUBSET`` points of ``x`` (correctly classified ones)."""
     device = model.device
     lo, hi = model.bounds

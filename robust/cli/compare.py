@@ -1,0 +1,32 @@
+"""``robust compare``: each attack through robust, ART and Foolbox on the same points, verified by robust."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import click
+
+from robust.cli.common import Command, command_line, echo_written, run_options, show_progress, user_errors
+from robust.runs.evaluation import CompareOptions, run_compare
+
+
+@click.command(cls=Command)
+@run_options
+@click.option("--frameworks", default="robust,art,foolbox", show_default=True,
+              help="Comma-separated frameworks to compare.")
+def compare(progress: bool | None, **options: Any) -> None:
+    """Run each attack through robust, ART and Foolbox on the same points; verify and compare."""
+    with user_errors():
+        run = CompareOptions(**options, progress=show_progress(progress), command=command_line())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            finished = run_compare(run)
+        for warning in caught:
+            click.echo(f"note: {warning.message}", err=True)
+        from robust.comparison import comparison_table
+
+        result = finished.result
+        click.echo(f"clean accuracy {result.clean_accuracy:.2%} on {result.n} samples; {result.norm} eps {result.eps:g}\n")
+        click.echo(comparison_table(result.to_dict()))
+        echo_written(finished.written)
