@@ -22,7 +22,7 @@ from torch import nn
 from robust.errors import RobustError
 from robust.model import Classifier, as_classifier
 from robust.ops import clip, confirm, flat_norms, is_adversarial, judge, per_sample, project
-from robust.params import NORMS, Param, check_values, declared
+from robust.params import NORMS, Configurable
 
 __all__ = ["Attack", "AttackResult", "clip", "confirm", "flat_norms", "is_adversarial", "judge", "num_classes",
            "per_sample", "project"]
@@ -60,19 +60,16 @@ class AttackResult:
         return self.l2 if norm == "l2" else self.linf
 
 
-class Attack(abc.ABC):
+class Attack(Configurable, abc.ABC):
     """Base of every attack plugin.
 
     Subclasses set ``name``, declare ``parameters`` (a tuple of :class:`~robust.params.Param`)
     and implement :meth:`run`. Constructors store keyword hyperparameters only; they are
     validated when the attack runs (or by :meth:`check_hyperparameters`), so one configured
-    attack serves many models. ``defaults`` and ``norms`` follow from the declarations; a
-    plugin written against the older interface may give ``defaults`` alone (untyped).
+    attack serves many models. ``defaults`` and ``norms`` follow from the declarations.
     """
 
-    name: ClassVar[str] = ""
-    parameters: ClassVar[tuple[Param, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
+    role = "attack"
     norms: ClassVar[tuple[str, ...]] = NORMS
     needs_eps: ClassVar[bool] = True
     verify_only: ClassVar[bool] = False
@@ -80,29 +77,13 @@ class Attack(abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "parameters" not in cls.__dict__ and "defaults" in cls.__dict__:
-            cls.parameters = declared(cls.__dict__["defaults"])
-        cls.defaults = {p.name: p.default for p in cls.parameters}
         norm = next((p for p in cls.parameters if p.name == "norm"), None)
         if norm is not None and norm.choices is not None and "norms" not in cls.__dict__:
             cls.norms = tuple(norm.choices)
 
-    @classmethod
-    def all_parameters(cls) -> tuple[Param, ...]:
-        """Every declared hyperparameter."""
-        return cls.parameters
-
-    def __init__(self, **params: Any) -> None:
-        self._given = params
-
-    @property
-    def given(self) -> dict[str, Any]:
-        """The hyperparameters given to the constructor, as given."""
-        return dict(self._given)
-
     @property
     def params(self) -> dict[str, Any]:
-        """The hyperparameters in force: defaults overridden by the given non-None values."""
+        """The hyperparameters in force: defaults overridden by the given non-None values (unvalidated)."""
         return {**self.defaults, **{k: v for k, v in self._given.items() if v is not None}}
 
     @property
@@ -112,10 +93,6 @@ class Attack(abc.ABC):
     def with_params(self, **params: Any) -> Attack:
         """A copy of this attack with some hyperparameters replaced."""
         return type(self)(**{**self._given, **params})
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._given.items())
-        return f"{type(self).__name__}({args})"
 
     @final
     def __call__(
@@ -217,20 +194,10 @@ class Attack(abc.ABC):
 
     def check_hyperparameters(self) -> dict[str, Any]:
         """The validated hyperparameters in force (declarations first, then :meth:`validate`)."""
-        values = check_values(self.parameters, self._given, f"attack {self.name!r}")
+        values = self.checked_params()
         if self.norm not in self.norms:
             raise RobustError(f"norm must be one of {', '.join(self.norms)} for attack {self.name!r}, not {self.norm!r}")
-        self.validate(values)
         return values
-
-    def validate(self, params: dict[str, Any]) -> None:
-        """Check what the declarations cannot (relations between parameters); override in subclasses."""
-
-    @staticmethod
-    def check(condition: bool, message: str) -> None:
-        """Raise :class:`RobustError` with ``message`` unless ``condition`` holds."""
-        if not condition:
-            raise RobustError(message)
 
     # Helpers for run(): the harness's projection and clipping, applied at every step.
     def project(self, x_adv: torch.Tensor, x: torch.Tensor, eps: float, bounds: tuple[float, float]) -> torch.Tensor:

@@ -29,13 +29,13 @@ from torch import nn
 
 from robust.errors import RobustError
 from robust.model import Classifier
-from robust.params import Param, check_values, declared
+from robust.params import Configurable, Param
 
 GradientMode = Literal["exact", "bpda", "approx", "eot"]
 GRADIENT_MODES: tuple[GradientMode, ...] = ("exact", "bpda", "approx", "eot")
 
 
-class Defense(abc.ABC):
+class Defense(Configurable, abc.ABC):
     """Base of every defense plugin. Constructors only store keyword hyperparameters.
 
     Class attributes:
@@ -44,39 +44,13 @@ class Defense(abc.ABC):
         parameters: typed declarations of the hyperparameters (:class:`~robust.params.Param`).
     """
 
-    name: ClassVar[str] = ""
+    role = "defense"
     kind: ClassVar[str] = ""
-    parameters: ClassVar[tuple[Param, ...]] = ()
-    defaults: ClassVar[dict[str, Any]] = {}
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "parameters" not in cls.__dict__ and "defaults" in cls.__dict__:
-            cls.parameters = declared(cls.__dict__["defaults"])
-        cls.defaults = {p.name: p.default for p in cls.all_parameters()}
-
-    @classmethod
-    def all_parameters(cls) -> tuple[Param, ...]:
-        """Every declared hyperparameter, the base's own included."""
-        return cls.parameters
-
-    def __init__(self, **params: Any) -> None:
-        self._given = dict(params)
 
     @property
     def params(self) -> dict[str, Any]:
         """The hyperparameters in force (defaults updated with the given ones), validated."""
-        values = check_values(self.all_parameters(), self._given, f"defense {self.name!r}")
-        self.validate(values)
-        return values
-
-    def validate(self, params: dict[str, Any]) -> None:
-        """Check what the declarations cannot (relations between parameters); override."""
-
-    @staticmethod
-    def check(condition: bool, message: str) -> None:
-        if not condition:
-            raise RobustError(message)
+        return self.checked_params()
 
     def with_params(self, **params: Any) -> Defense:
         """A copy with some hyperparameters replaced (``gradient="exact"`` for a naive run)."""
@@ -91,9 +65,6 @@ class Defense(abc.ABC):
         raise RobustError(f"defense {self.name!r} produces a model rather than wrapping one; "
                           "use `robust train` (or robust.training.train)")
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self._given.items())
-        return f"{type(self).__name__}({args})"
 
 
 class TrainingDefense(Defense):

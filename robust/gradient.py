@@ -167,6 +167,8 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
         xa = stepper.step(t, xa, grad, value).detach()
     if idx.numel():
         x_adv[idx] = stepper.result(xa).detach()
+    if best is not None:  # points that left early keep their best loss on the remaining rows
+        rows += [best.clone() for _ in range(steps + 1 - len(rows))]
     return Descent(x_adv, fooled, torch.stack(rows) if rows else None)
 
 

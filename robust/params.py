@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from robust.errors import RobustError, suggest
 
@@ -181,7 +181,10 @@ def check_values(declarations: Iterable[Param], given: Mapping[str, Any], owner:
     values = {name: p.default for name, p in table.items()}
     for name, value in given.items():
         if value is not None:
-            values[name] = table[name].check(value)
+            try:
+                values[name] = table[name].check(value)
+            except RobustError as exc:
+                raise RobustError(f"{owner}: {exc}") from None
     return values
 
 
@@ -196,7 +199,10 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise RobustError(f"parameters must look like name:key=value,key=value, got {spec!r}")
-        params[key.strip().replace("-", "_")] = value.strip()
+        key = key.strip().replace("-", "_")
+        if key in params:
+            raise RobustError(f"parameter {key!r} is given twice in {spec!r}")
+        params[key] = value.strip()
     if not name.strip():
         raise RobustError(f"a spec starts with a name, as in pgd:steps=10; got {spec!r}")
     return name.strip(), params
@@ -227,3 +233,59 @@ def listing(declarations: Iterable[Param]) -> list[str]:
         default = "none" if p.default is None else repr(p.default) if isinstance(p.default, str) else str(p.default)
         lines.append(f"{p.name}: {p.describe()}; default {default}" + (f". {p.doc}" if p.doc else ""))
     return lines
+
+
+class Configurable:
+    """What attacks and defenses share: keyword hyperparameters, stored by the constructor and
+    validated against the class's typed declarations (scikit-learn's rule: no logic in ``__init__``).
+
+    Subclasses set ``name`` and ``parameters``; ``defaults`` follows. A plugin written against
+    the older interface may give a ``defaults`` dict alone: its parameters are then untyped.
+    """
+
+    name: ClassVar[str] = ""
+    role: ClassVar[str] = "plugin"  # how messages call it: "attack", "defense"
+    parameters: ClassVar[tuple[Param, ...]] = ()
+    defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "parameters" not in cls.__dict__ and "defaults" in cls.__dict__:
+            cls.parameters = declared(cls.__dict__["defaults"])
+        cls.defaults = {p.name: p.default for p in cls.all_parameters()}
+
+    @classmethod
+    def all_parameters(cls) -> tuple[Param, ...]:
+        """Every declared hyperparameter (a base class may add its own)."""
+        return cls.parameters
+
+    def __init__(self, **params: Any) -> None:
+        self._given = dict(params)
+
+    @property
+    def given(self) -> dict[str, Any]:
+        """The hyperparameters given to the constructor, as given."""
+        return dict(self._given)
+
+    def checked_params(self) -> dict[str, Any]:
+        """Every hyperparameter's value in force, validated by the declarations and then by :meth:`validate`."""
+        values = check_values(self.all_parameters(), self._given, f"{self.role} {self.name!r}")
+        self.validate(values)
+        return values
+
+    def validate(self, params: dict[str, Any]) -> None:
+        """Check what the declarations cannot (relations between parameters); override in subclasses."""
+
+    @staticmethod
+    def check(condition: bool, message: str) -> None:
+        """Raise :class:`RobustError` with ``message`` unless ``condition`` holds."""
+        if not condition:
+            raise RobustError(message)
+
+    def with_params(self, **params: Any) -> Any:
+        """A copy with some hyperparameters replaced."""
+        return type(self)(**{**self._given, **params})
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._given.items())
+        return f"{type(self).__name__}({args})"

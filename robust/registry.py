@@ -79,7 +79,10 @@ class Registry(Generic[T]):
         """
         name, texts = parse_spec(name)
         cls = self.get(name)
-        given = {**from_texts(declarations(cls), texts), **params}
+        try:
+            given = {**from_texts(declarations(cls), texts), **{k: v for k, v in params.items() if v is not None}}
+        except RobustError as exc:
+            raise RobustError(f"{self.kind} {name!r}: {exc}") from None
         return cls(**{k: v for k, v in given.items() if v is not None})
 
 

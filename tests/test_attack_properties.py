@@ -17,7 +17,11 @@ FAST: dict[str, dict[str, Any]] = {
     "deepfool": {"steps": 10},
     "cw": {"steps": 20, "binary_search_steps": 2},
     "boundary": {"max_queries": 200},
+    "pgd:restarts=3": {"steps": 5},
 }
+
+# Every registered attack, and further configurations of them (FAST keys that are specs).
+CONFIGURATIONS: list[str] = [*list_attacks(), *(spec for spec in FAST if ":" in spec)]
 
 
 def make(name: str) -> robust.Attack:
@@ -25,7 +29,7 @@ def make(name: str) -> robust.Attack:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("name", list_attacks())
+@pytest.mark.parametrize("name", CONFIGURATIONS)
 def test_conformance(name: str, check: Any) -> None:
     attack = make(name)
     check(attack, conformance_case(attack))

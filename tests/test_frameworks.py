@@ -52,6 +52,12 @@ def test_mapping_covers_every_parameter(framework: str, attack: str, norm: str) 
     assert ours <= {r.ours for r in rows}, "every one of our parameters has a row, mapped or not"
 
 
+def test_robust_rows_come_from_the_typed_declarations() -> None:
+    rows = {r.ours: r for r in mapping("robust", "pgd", "linf")}
+    assert rows["steps"].note == "an integer >= 1" and rows["loss"].note == "one of ce, margin, dlr"
+    assert rows["step_size"].note == "a number > 0 (or none)"
+
+
 def test_mapping_names_the_unsupported() -> None:
     with pytest.raises(robust.RobustError, match="art does not offer 'deepfool' with norm 'linf'; it offers l2"):
         mapping("art", "deepfool", "linf")

@@ -25,7 +25,7 @@ from robust.comparison.tables import CLASSES, EXACT, NONE, ROWS, ParamMapping
 from robust.errors import RobustError, suggest
 from robust.model import Classifier
 from robust.registry import ATTACKS as _REGISTRY
-from robust.registry import create_attack, list_attacks, list_defenses
+from robust.registry import create_attack, declarations, list_attacks, list_defenses
 
 FRAMEWORKS = ("robust", "art", "foolbox")
 ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "boundary")
@@ -70,13 +70,18 @@ def mapping(framework: str, attack: str, norm: str) -> list[ParamMapping]:
         RobustError: the framework does not offer the attack or the norm, named in the message.
     """
     _check(framework, attack, norm)
+    declared = {p.name: p for p in declarations(_REGISTRY.get(attack)) if p.name != "norm"}
     if framework == "robust":
-        names = [k for k in _REGISTRY.get(attack).defaults if k != "norm"]
         return [ParamMapping("norm", "norm", EXACT, norm), ParamMapping("eps", "eps", EXACT),
-                *(ParamMapping(k, k, EXACT) for k in names), ParamMapping("targeted", "targeted", EXACT)]
+                *(ParamMapping(k, k, EXACT, p.describe()) for k, p in declared.items()),
+                ParamMapping("targeted", "targeted", EXACT)]
+    rows = [ParamMapping(*row) for row in ROWS[framework][attack]]
+    stale = sorted({r.ours for r in rows} - {*declared, "eps", "targeted"})
+    if stale:  # the table names a parameter the attack no longer declares
+        raise RuntimeError(f"the {framework} table of {attack!r} maps undeclared parameters {stale}")
     cls = CLASSES[framework][attack][norm]
     theirs = f"{cls}(norm={'np.inf' if norm == 'linf' else 2})" if cls.startswith(("Fast", "Projected")) else cls
-    return [ParamMapping("norm", theirs, EXACT, norm), *(ParamMapping(*row) for row in ROWS[framework][attack])]
+    return [ParamMapping("norm", theirs, EXACT, norm), *rows]
 
 
 def supports(framework: str, attack: str, norm: str) -> bool:
