@@ -109,13 +109,25 @@ class Classifier(nn.Module):
 
     @contextlib.contextmanager
     def fitting(self) -> Iterator[Classifier]:
-        """Inside the block, forward passes build a graph for the weights (training) in train mode."""
+        """Inside the block, forward passes build a graph for the weights (training) in train mode;
+        the modules' modes are restored afterwards."""
         previous, self._fitting = self._fitting, True
-        self.module.train()
+        with self._modes(train=True):
+            try:
+                yield self
+            finally:
+                self._fitting = previous
+
+    @contextlib.contextmanager
+    def _modes(self, train: bool) -> Iterator[None]:
+        """Every submodule in train (or eval) mode inside the block, each one's own mode restored after."""
+        modes = [(m, m.training) for m in self.module.modules()]
+        self.module.train(train)
         try:
-            yield self
+            yield
         finally:
-            self._fitting = previous
+            for m, training in modes:
+                m.training = training
 
     @property
     def exact_gradient_pass(self) -> bool:
@@ -190,13 +202,8 @@ class Classifier(nn.Module):
     @contextlib.contextmanager
     def evaluating(self) -> Iterator[Classifier]:
         """Run the module in eval mode inside the block and restore its modes afterwards."""
-        modes = [(m, m.training) for m in self.module.modules()]
-        self.module.eval()
-        try:
+        with self._modes(train=False):
             yield self
-        finally:
-            for m, training in modes:
-                m.training = training
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:

@@ -99,7 +99,7 @@ class Evaluation:
     def table(self) -> str:
         """A plain-text table of the result, for terminals."""
         rows = [("clean", "", f"{self.clean_accuracy:.2%}", "", "", "")]
-        rows += [(a.name, a.framework, f"{a.robust_accuracy:.2%}", f"{a.success_rate:.2%}",
+        rows += [(a.name, a.framework, f"{a.robust_accuracy:.2%}", f"{a.success_rate:.2%}" if a.attacked else "-",
                   _fmt(a.median_l2 if self.norm == "l2" else a.median_linf), f"{a.seconds:.2f}") for a in self.attacks]
         rows.append(("worst case", "", f"{self.robust_accuracy:.2%}", "", "", f"{sum(a.seconds for a in self.attacks):.2f}"))
         head = ("attack", "framework", "accuracy", "success", f"median {self.norm}", "seconds")

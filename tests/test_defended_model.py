@@ -51,7 +51,6 @@ def test_fitting_builds_a_graph_for_the_inner_weights(digits: Any) -> None:
     assert not defended(x).requires_grad and not defended.inner(x).requires_grad
 
 
-@pytest.mark.xfail(strict=True, reason="Classifier.fitting() leaves the module in train mode after the block")
 def test_fitting_restores_train_and_eval_modes() -> None:
     net = small_net()
     defended = robust.create_defense("spatial-smoothing").wrap(robust.Classifier(net, device="cpu"))

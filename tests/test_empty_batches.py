@@ -90,6 +90,13 @@ def test_run_checks_on_no_points_warns_without_calling_the_model(model: robust.C
     assert [(c["id"], c["status"]) for c in found] == [("no-points", "warn")]
 
 
+def test_checks_where_no_point_can_fall(model: robust.Classifier, digits: Any) -> None:
+    result = robust.evaluate(model, (digits.x[:20], digits.y[:20]), ["pgd:steps=5"], eps=0.0, checks=True)
+    assert result.robust_accuracy == result.clean_accuracy > 0
+    assert len(result.checks) == len(CHECKS)
+    assert all(c["status"] in STATUSES for c in result.checks), result.checks
+
+
 @pytest.mark.parametrize("cascade", [True, False])
 def test_minimization_attacks_where_every_point_falls(model: robust.Classifier, digits: Any, cascade: bool) -> None:
     data = (digits.x[:40], digits.y[:40])

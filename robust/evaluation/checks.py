@@ -55,7 +55,8 @@ def _pgd(ctx: Context, **params: Any) -> GradientAttack:
 
 
 def iterative_beats_single_step(ctx: Context) -> Check:
-    fgsm = _robust_acc(ctx, _pgd(ctx, steps=1, step_size=ctx.eps, random_start=False), ctx.eps)
+    single = _pgd(ctx, steps=1, step_size=ctx.eps or None, random_start=False)  # FGSM (at eps 0: a zero step)
+    fgsm = _robust_acc(ctx, single, ctx.eps)
     pgd = _robust_acc(ctx, _pgd(ctx, steps=20), ctx.eps)
     status: CheckStatus = "fail" if pgd > fgsm + 0.02 else "pass"
     return _result("iterative-vs-single-step", status,
