@@ -174,7 +174,8 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
 
 def _fooled(model: Classifier, xa: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
     """Which iterates are adversarial, re-checked exactly where the gradient pass was approximate."""
-    return confirm(model, xa, is_adversarial(logits, y, targeted), lambda rows, exact: is_adversarial(exact, y[rows], targeted))
+    flagged = is_adversarial(logits, y, targeted)
+    return confirm(model, xa, flagged, lambda rows, exact: is_adversarial(exact, y[rows], targeted))
 
 
 class GradientAttack(Attack):
