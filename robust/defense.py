@@ -106,8 +106,7 @@ class PreprocessingDefense(Defense):
     @property
     def gradient(self) -> GradientMode:
         """The gradient mode attacks see: the given one, else this defense's default."""
-        mode = self.params["gradient"] or self.gradient_modes[0]
-        return mode  # type: ignore[no-any-return]
+        return cast(GradientMode, self.params["gradient"] or self.gradient_modes[0])
 
     @property
     def eot_samples(self) -> int:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ from robust.evaluation.runner import Batches, Distances, RunState, fingerprint, 
 from robust.evaluation.settings import (AttackSpec, as_model, batch_size_for, check_norm, clean_predictions,
                                         eps_levels, resolve_attacks)
 from robust.model import Classifier
-from robust.result import AttackSummary, Check, Evaluation
+from robust.result import AttackSummary, Check, Evaluation, Norm
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ def record(job: Job, main: Cascade, *, command: str | None = None, **extras: Any
     """The frozen result of ``job``'s headline cascade, with whatever else the caller measured."""
     y = job.y
     return Evaluation(
-        model=job.model.name, dataset=job.dataset, n=len(y), eps=float(main.eps), norm=job.norm,  # type: ignore[arg-type]
+        model=job.model.name, dataset=job.dataset, n=len(y), eps=float(main.eps), norm=cast(Norm, job.norm),
         seed=job.seed, clean_accuracy=float(main.correct.float().mean()),
         robust_accuracy=float(main.robust.float().mean()), attacks=main.summaries,
         samples=_samples(y, job.clean, main.broken_by, main.found), cascade=job.cascade,
