@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from torch import nn
 
 import robust
+from tests.fixtures.defenses import NoisyInput
 from robust.cli import main
 from robust.defense import DefendedClassifier, PreprocessingDefense, TrainingDefense, undefended
 
@@ -20,18 +21,6 @@ def small_net(seed: int = 0) -> nn.Module:
         torch.manual_seed(seed)
         return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                              nn.Dropout(0.2), nn.Linear(4 * 8 * 8, 10)).eval()
-
-
-class NoisyInput(PreprocessingDefense):
-    """Adds fresh Gaussian noise to every input (a randomized defense)."""
-
-    name = "noisy"
-    defaults = {"sigma": 0.1}
-    randomized = True
-    gradient_modes = ("eot", "exact")
-
-    def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-        return x + self.params["sigma"] * torch.randn_like(x)
 
 
 def test_fitting_builds_a_graph_for_the_inner_weights(digits: Any) -> None:
@@ -98,7 +87,7 @@ def constant_model(label: int) -> robust.Classifier:
 @pytest.mark.parametrize("samples", [1, 3, 5])
 def test_eot_counts_k_forward_passes_per_attack_step(digits: Any, samples: int) -> None:
     model = constant_model(3)
-    defended = NoisyInput(eot_samples=samples).wrap(model)
+    defended = NoisyInput(sigma=0.1, eot_samples=samples).wrap(model)
     x, y = digits.x[:8], torch.full((8,), 3)
     steps = 4
     res = robust.create_attack("pgd", steps=steps)(defended, x, y, eps=0.1)
@@ -108,7 +97,7 @@ def test_eot_counts_k_forward_passes_per_attack_step(digits: Any, samples: int) 
 
 
 def test_naive_eot_mode_is_one_pass_per_step(digits: Any) -> None:
-    defended = NoisyInput(gradient="exact", eot_samples=5).wrap(constant_model(3))
+    defended = NoisyInput(sigma=0.1, gradient="exact", eot_samples=5).wrap(constant_model(3))
     res = robust.create_attack("pgd", steps=4)(defended, digits.x[:8], torch.full((8,), 3), eps=0.1)
     assert res.forward_passes == 4
 

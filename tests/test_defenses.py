@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 import robust
+from tests.fixtures.defenses import NoisyInput
 from robust.defenses.jpeg import jpeg_codec, jpeg_tensor
 from robust.defenses.spatial_smoothing import median_filter
 from robust.evaluation.checks import Context, defense_gradients, randomized_forward
-from robust.defense import PreprocessingDefense, naive_model, undefended
+from robust.defense import naive_model, undefended
 from robust.testing import CHECKS, Case, small_digits_model
 
 PREPROCESSING = ["jpeg", "feature-squeezing", "spatial-smoothing"]
@@ -172,18 +173,6 @@ def test_evaluation_reports_the_detection_rate(zoo_cnn: Any, mnist500: Any, tmp_
     assert found["detection_rate"] > found["false_positive_rate"]
     html = robust.write_report(result, tmp_path / "report.html").read_text()
     assert "clean inputs flagged" in html and f"{found['detection_rate']:.2%}" in html
-
-
-class NoisyInput(PreprocessingDefense):
-    """Adds fresh Gaussian noise to every input (a randomized defense)."""
-
-    name = "noisy"
-    defaults = {"sigma": 0.2}
-    randomized = True
-    gradient_modes = ("eot", "exact")
-
-    def transform(self, x: torch.Tensor, bounds: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
-        return x + self.params["sigma"] * torch.randn_like(x)
 
 
 def test_randomized_defense_uses_eot(digits: Any) -> None:

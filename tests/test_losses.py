@@ -92,25 +92,19 @@ def raise_logit(z: torch.Tensor, cls: list[int], by: float) -> torch.Tensor:
     return out
 
 
+@pytest.mark.parametrize("targeted", [True, False])
 @pytest.mark.parametrize("name", ["ce", "margin", "dlr"])
-def test_targeted_losses_grow_towards_the_target(name: str) -> None:
-    # Raising a target logit a little keeps the order of the three largest logits in these rows
-    # (the target is neither the largest nor the third largest), so DLR's spread is unchanged.
-    z = torch.tensor([[3.0, 2.0, 0.0, -1.0, -2.0], [0.5, 4.0, 1.0, 2.5, 0.0]], dtype=torch.float64)
-    targets = [1, 3]
-    loss = LOSSES[name]
-    before = loss(z, labels(targets), True)
-    after = loss(raise_logit(z, targets, 0.1), labels(targets), True)
-    assert bool((after > before).all()), (before, after)
+def test_losses_grow_as_the_attack_progresses(name: str, targeted: bool) -> None:
+    """Targeted: raising the target's logit a little; untargeted: lowering the label's logit a little.
 
-
-@pytest.mark.parametrize("name", ["ce", "margin", "dlr"])
-def test_untargeted_losses_grow_as_the_label_logit_falls(name: str) -> None:
+    The target is neither the largest nor the third largest logit of its row, so a small raise
+    keeps DLR's spread unchanged.
+    """
     z = torch.tensor([[3.0, 2.0, 0.0, -1.0, -2.0], [0.5, 4.0, 1.0, 2.5, 0.0]], dtype=torch.float64)
-    y = [0, 1]
+    classes, by = ([1, 3], 0.1) if targeted else ([0, 1], -0.1)
     loss = LOSSES[name]
-    before = loss(z, labels(y), False)
-    after = loss(raise_logit(z, y, -0.1), labels(y), False)
+    before = loss(z, labels(classes), targeted)
+    after = loss(raise_logit(z, classes, by), labels(classes), targeted)
     assert bool((after > before).all()), (before, after)
 
 
