@@ -90,10 +90,6 @@ class Attack(Configurable, abc.ABC):
     def norm(self) -> str:
         return str(self.params.get("norm", self.norms[0]))
 
-    def with_params(self, **params: Any) -> Attack:
-        """A copy of this attack with some hyperparameters replaced."""
-        return type(self)(**{**self._given, **params})
-
     @final
     def __call__(
         self,
@@ -198,11 +194,6 @@ class Attack(Configurable, abc.ABC):
         if self.norm not in self.norms:
             raise RobustError(f"norm must be one of {', '.join(self.norms)} for attack {self.name!r}, not {self.norm!r}")
         return values
-
-    # Helpers for run(): the harness's projection and clipping, applied at every step.
-    def project(self, x_adv: torch.Tensor, x: torch.Tensor, eps: float, bounds: tuple[float, float]) -> torch.Tensor:
-        """Project onto the eps ball around ``x`` in the attack's norm, then clip to ``bounds``."""
-        return clip(project(x_adv, x, eps, self.norm), bounds)
 
     @abc.abstractmethod
     def run(

@@ -52,10 +52,6 @@ class Defense(Configurable, abc.ABC):
         """The hyperparameters in force (defaults updated with the given ones), validated."""
         return self.checked_params()
 
-    def with_params(self, **params: Any) -> Defense:
-        """A copy with some hyperparameters replaced (``gradient="exact"`` for a naive run)."""
-        return type(self)(**{**self._given, **params})
-
     def describe(self) -> dict[str, Any]:
         """Name, kind and hyperparameters, for the result file."""
         return {"name": self.name, "kind": self.kind, "params": self.params}
@@ -66,15 +62,14 @@ class Defense(Configurable, abc.ABC):
                           "use `robust train` (or robust.training.train)")
 
 
-
 class TrainingDefense(Defense):
     """A defense that changes how a model is trained (adversarial training); ``robust train`` runs it."""
 
     kind = "training"
 
+    @abc.abstractmethod
     def eps_at(self, epoch: float) -> float:
         """The training budget at a (fractional) epoch."""
-        return 0.0
 
     @abc.abstractmethod
     def perturb(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:

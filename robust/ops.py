@@ -30,7 +30,7 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torc
     if norm == "linf":
         return x + delta.clamp(-eps, eps)
     scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-    return x + delta * scale.view(-1, *([1] * (x.ndim - 1)))
+    return x + delta * per_sample(scale, x)
 
 
 def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:

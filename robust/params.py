@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from robust.errors import RobustError, suggest
 
@@ -235,6 +235,9 @@ def listing(declarations: Iterable[Param]) -> list[str]:
     return lines
 
 
+_C = TypeVar("_C", bound="Configurable")
+
+
 class Configurable:
     """What attacks and defenses share: keyword hyperparameters, stored by the constructor and
     validated against the class's typed declarations (scikit-learn's rule: no logic in ``__init__``).
@@ -282,8 +285,8 @@ class Configurable:
         if not condition:
             raise RobustError(message)
 
-    def with_params(self, **params: Any) -> Any:
-        """A copy with some hyperparameters replaced."""
+    def with_params(self: _C, **params: Any) -> _C:
+        """A copy with some hyperparameters replaced (``gradient="exact"`` for a defense's naive run)."""
         return type(self)(**{**self._given, **params})
 
     def __repr__(self) -> str:

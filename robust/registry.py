@@ -77,6 +77,9 @@ class Registry(Generic[T]):
         ``name`` may be a spec, ``"pgd:steps=10,loss=margin"``: its values are converted by
         the plugin's typed declarations, and keyword ``params`` override them.
         """
+        if not isinstance(name, str):
+            raise RobustError(f"give the {self.kind} by its name or a spec such as 'pgd:steps=10', "
+                              f"not a {type(name).__name__}")
         name, texts = parse_spec(name)
         cls = self.get(name)
         try:

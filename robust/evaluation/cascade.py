@@ -62,8 +62,11 @@ class Cascade:
     found: Distances
     summaries: list[AttackSummary] = field(default_factory=list)
     masks: list[torch.Tensor] = field(default_factory=list)  # per attack: the points it broke within eps
-    picks: dict[int, tuple[str, torch.Tensor]] = field(default_factory=dict)
-    adversarial: dict[int, torch.Tensor] = field(default_factory=dict)
+    adversarial: dict[int, torch.Tensor] = field(default_factory=dict)  # kept images, in the order found
+
+    def picks(self) -> dict[int, tuple[str, torch.Tensor]]:
+        """The first few adversarial examples found, with the attack that found each, for the report."""
+        return {j: (str(self.broken_by[j]), image) for j, image in list(self.adversarial.items())[:EXAMPLES]}
 
 
 def evaluate(
@@ -174,8 +177,6 @@ def _credit(out: Cascade, attack: Attack, newly: torch.Tensor, found: Distances)
         out.broken_by[j] = label
         if j in found.kept:
             out.adversarial[j] = found.kept[j]
-            if len(out.picks) < EXAMPLES:
-                out.picks[j] = (label, found.kept[j])
 
 
 def run_attack(job: Job, model: Classifier, attack: Attack, pool: torch.Tensor, eps: float, seed: int,
@@ -218,7 +219,7 @@ def record(job: Job, main: Cascade, *, command: str | None = None, **extras: Any
         seed=job.seed, clean_accuracy=float(main.correct.float().mean()),
         robust_accuracy=float(main.robust.float().mean()), attacks=main.summaries,
         samples=_samples(y, job.clean, main.broken_by, main.found), cascade=job.cascade,
-        environment=environment(job.model, command), examples=build_examples(job.model, job.x, y, main.picks),
+        environment=environment(job.model, command), examples=build_examples(job.model, job.x, y, main.picks()),
         defenses=[d.describe() for d in defense_chain(job.model)], **{k: v for k, v in extras.items() if v is not None},
     )
 
