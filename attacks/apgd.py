@@ -1,0 +1,203 @@
+"""Auto-PGD and its targeted version, Linf and L2 (Croce and Hein 2020, arXiv:2003.01690).
+
+APGD is PGD without a step size to tune: it starts with a step of ``2 * eps``, moves with
+momentum, and at checkpoints (after 22% of the steps, then ever shorter intervals down to 6%)
+halves the step of every point whose loss stalled, restarting it from its best point so far.
+APGD-T ascends the targeted DLR loss towards each of the top ``targets`` other classes in
+turn, on the points still robust; success is any misclassification.
+
+Shapes: ``x`` (N, C, H, W) in the model's bounds, ``y`` (N,) labels (targets when
+``targeted``). ``eps`` is in input space. A point leaves the batch at its first
+adversarial iterate, as in PGD.
+
+Example:
+    >>> apgd = robust.create_attack("apgd", loss="dlr", steps=100)
+    >>> result = apgd(model, x, y, eps=8 / 255)
+    >>> robust.create_attack("apgd-t", targets=9)(model, x, y, eps=8 / 255).success.float().mean()
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robust.attack import clip, per_sample, project
+from robust.gradient import NORM, RESTARTS, GradientAttack, Schedule, steepest_direction
+from robust.losses import LOSSES, AimedLossFn, LossFn, targeted_dlr
+from robust.model import Classifier
+from robust.params import Param
+
+STEPS = Param("steps", int, 100, "gradient steps per run (AutoAttack: 100)", low=1)
+RHO = Param("rho", float, 0.75, "a checkpoint halves the step where the loss rose in at most this share of the steps "
+            "since the last one", low=0, high=1)
+MOMENTUM = 0.75  # weight of the new step against the previous move (the paper's alpha)
+
+
+def checkpoints(steps: int) -> set[int]:
+    """After how many steps APGD checks progress: 22% of ``steps``, then intervals shrinking by
+    3% of ``steps`` a time, never below 6%."""
+    interval, shrink, shortest = max(int(0.22 * steps), 1), max(int(0.03 * steps), 1), max(int(0.06 * steps), 1)
+    found: set[int] = set()
+    at = interval
+    while at <= steps:
+        found.add(at)
+        interval = max(interval - shrink, shortest)
+        at += interval
+    return found
+
+
+class CheckpointStepper:
+    """APGD's step rule for the rows of one run: momentum, step-size checkpoints and the best point.
+
+    Per row it keeps the step size, the previous iterate, the best loss with its point and
+    gradient, how often the loss rose since the last checkpoint and whether the last
+    checkpoint halved the step.
+    """
+
+    def __init__(self, x: torch.Tensor, eps: float, norm: str, steps: int, rho: float,
+                 bounds: tuple[float, float]) -> None:
+        self.x, self.eps, self.norm, self.rho, self.bounds = x, eps, norm, rho, bounds
+        self.size = torch.full((len(x),), 2.0 * eps, device=x.device, dtype=x.dtype)
+        self.checks = checkpoints(steps)
+        self.since = self.seen = 0
+
+    def step(self, t: int, xa: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        if t == 0:
+            self._begin(xa, grad, loss)
+        else:
+            xa, grad = self._observe(xa, grad, loss)
+        moved = self._inside(xa + per_sample(self.size, xa) * steepest_direction(grad, self.norm))
+        weight = MOMENTUM if t > 0 else 1.0
+        new = self._inside(xa + weight * (moved - xa) + (1 - weight) * (xa - self.prev))
+        self.prev = xa
+        return new
+
+    def _begin(self, xa: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> None:
+        self.prev, self.best_x, self.best_grad = xa, xa.clone(), grad.clone()
+        self.best, self.last, self.at_check = loss.clone(), loss.clone(), loss.clone()
+        self.rises = torch.zeros_like(loss)
+        self.halved = torch.ones_like(loss, dtype=torch.bool)
+
+    def _observe(self, xa: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Track the best point; at a checkpoint, halve stalled rows' steps and send them back to it."""
+        self.rises += (loss > self.last).to(loss.dtype)
+        self.last = loss
+        better = loss > self.best
+        self.best = torch.where(better, loss, self.best)
+        self.best_x[better], self.best_grad[better] = xa[better], grad[better]
+        self.since, self.seen = self.since + 1, self.seen + 1
+        if self.seen not in self.checks:
+            return xa, grad
+        stalled = (self.rises <= self.since * self.rho) | (~self.halved & (self.at_check >= self.best))
+        self.halved, self.at_check, self.since = stalled, self.best.clone(), 0
+        self.rises.zero_()
+        self.size = torch.where(stalled, self.size / 2, self.size)
+        back = per_sample(stalled, xa)
+        return torch.where(back, self.best_x, xa), torch.where(back, self.best_grad, grad)
+
+    def _inside(self, z: torch.Tensor) -> torch.Tensor:
+        return clip(project(z, self.x, self.eps, self.norm), self.bounds)
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.x, self.size = self.x[rows], self.size[rows]
+        if hasattr(self, "best"):
+            for name in ("prev", "best_x", "best_grad", "best", "last", "at_check", "rises", "halved"):
+                setattr(self, name, getattr(self, name)[rows])
+
+    def result(self, xa: torch.Tensor) -> torch.Tensor:
+        """The point of highest loss each row reached (its last iterate if the run was too short to track)."""
+        return self.best_x if hasattr(self, "best_x") else xa
+
+
+class APGD(GradientAttack):
+    """Auto-PGD: momentum, step-size checkpoints and restarts from the best point.
+
+    Args (keyword hyperparameters):
+        norm: "linf" or "l2".
+        steps: gradient steps per run (default 100; each costs one forward and one backward pass).
+        restarts: independent runs from random points on the sphere of radius eps; a point
+            already fooled is not restarted (default 1).
+        loss: "ce" (default, AutoAttack's APGD-CE), "dlr" (APGD-DLR) or "margin".
+        rho: the checkpoint's threshold on the share of steps that raised the loss (0.75).
+
+    The run starts, as the paper's does, at a random point on the boundary of the ball
+    (Linf: uniform noise scaled so its largest coordinate is eps; L2: a Gaussian direction of
+    length eps). A point leaves the batch at its first adversarial iterate.
+    """
+
+    name = "apgd"
+    parameters = (NORM, STEPS, RESTARTS, Param("loss", str, "ce", "the loss ascended (see robust.losses)",
+                                               choices=tuple(LOSSES)), RHO)
+    evaluates_last = True
+
+    def schedule(self, eps: float) -> Schedule:
+        p = self.params
+        return Schedule(p["steps"], 2.0 * eps, True, p["restarts"])
+
+    def stepper(self, x: torch.Tensor, eps: float, schedule: Schedule, bounds: tuple[float, float]) -> CheckpointStepper:
+        return CheckpointStepper(x, eps, self.norm, schedule.steps, float(self.params["rho"]), bounds)
+
+    def start(self, x: torch.Tensor, eps: float, bounds: tuple[float, float], schedule: Schedule,
+              generator: torch.Generator) -> torch.Tensor:
+        if self.norm == "linf":
+            noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
+            size = noise.flatten(1).abs().amax(dim=1)
+        else:
+            noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            size = noise.flatten(1).norm(dim=1)
+        return clip(x + eps * noise / per_sample(size.clamp_min(1e-12), x), bounds)
+
+
+class APGDTargeted(APGD):
+    """APGD-T: APGD on the targeted DLR loss towards each of the top other classes in turn.
+
+    Args (keyword hyperparameters):
+        norm, steps, restarts, rho: as for :class:`APGD` (restarts per target).
+        targets: how many target classes, the top ones by logit at the clean point other than
+            the label (default 9; never more than the model has other classes).
+
+    Each target runs only on the points every earlier target left robust; success is any
+    misclassification. The loss is AutoAttack's targeted DLR,
+    ``(z_t - z_y) / (z_(1) - (z_(3) + z_(4)) / 2)``; a model with fewer than 4 classes gets
+    the targeted margin ``z_t - z_y`` instead. With ``targeted=True`` the call's ``y`` are the
+    targets and this is APGD on the targeted logit margin towards them.
+    """
+
+    name = "apgd-t"
+    parameters = (NORM, STEPS, RESTARTS, RHO, Param("targets", int, 9, "target classes, the top ones by logit at the "
+                                                    "clean point other than the label", low=1))
+
+    def loss(self) -> LossFn | AimedLossFn:
+        return _aimed
+
+    def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
+            generator: torch.Generator) -> torch.Tensor:
+        assert eps is not None
+        plan = self.schedule(eps)
+        x_adv = x.clone()
+        todo = torch.arange(len(x), device=x.device)
+        if targeted:
+            self.run_restarts(model, x, y, x_adv, todo, eps, plan, True, generator, loss=_towards)
+            return x_adv
+        order = _clean_logits(model, x).scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
+        for rank in range(min(int(self.params["targets"]), order.shape[1] - 1)):
+            todo = self.run_restarts(model, x, y, x_adv, todo, eps, plan, False, generator, aim=order[:, rank])
+            if todo.numel() == 0:
+                break
+        return x_adv
+
+
+def _aimed(logits: torch.Tensor, y: torch.Tensor, aim: torch.Tensor) -> torch.Tensor:
+    """Targeted DLR towards ``aim`` (the targeted margin below 4 classes)."""
+    if logits.shape[1] >= 4:
+        return targeted_dlr(logits, y, aim)
+    return logits.gather(1, aim[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
+
+
+def _towards(logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Towards the given targets: the logit margin (the targeted DLR needs the true label, which such a call lacks)."""
+    return LOSSES["margin"](logits, y, targeted)
+
+
+@torch.no_grad()
+def _clean_logits(model: Classifier, x: torch.Tensor) -> torch.Tensor:
+    return model(x).float()

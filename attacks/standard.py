@@ -1,0 +1,71 @@
+"""The ``standard`` preset: AutoAttack's cascade (Croce and Hein 2020, arXiv:2003.01690).
+
+APGD-CE, then APGD-T (targeted DLR over the top other classes), FAB-T and Square, each on
+the points every earlier one left robust. An evaluation given ``standard`` runs its four
+components as separate attacks of its cascade, so the result carries each one's numbers;
+called directly (or compared with another framework), it runs the same cascade on the batch.
+
+Shapes: ``x`` (N, C, H, W) in the model's bounds, ``y`` (N,) labels. ``eps`` in input space.
+
+Example:
+    >>> result = robust.evaluate(model, data, "standard", eps=0.3)
+    >>> [a.name for a in result.attacks]
+    ['apgd', 'apgd-t', 'fab-t', 'square']
+"""
+
+from __future__ import annotations
+
+import torch
+
+from robust.attack import Attack, AttackResult
+from robust.model import Classifier
+from robust.params import Param
+from robust.registry import create_attack
+
+
+class Standard(Attack):
+    """AutoAttack's standard version as one attack: APGD-CE, APGD-T, FAB-T, Square.
+
+    Args (keyword hyperparameters):
+        norm: "linf" or "l2".
+        steps: steps of APGD-CE, of APGD-T per target and of FAB-T per target (default 100).
+        targets: target classes of APGD-T and FAB-T (default 9).
+        queries: Square's query budget per point (default 5000).
+    """
+
+    name = "standard"
+    parameters = (
+        Param("norm", str, "linf", "the threat model of every component", choices=("linf", "l2")),
+        Param("steps", int, 100, "APGD-CE steps, and APGD-T and FAB-T steps per target", low=1),
+        Param("targets", int, 9, "target classes of APGD-T and FAB-T", low=1),
+        Param("queries", int, 5000, "Square's query budget per point", low=1),
+    )
+
+    def components(self) -> list[Attack]:
+        """The cascade's attacks, configured from this preset's parameters."""
+        p = self.params
+        return [create_attack("apgd", norm=p["norm"], steps=p["steps"], loss="ce"),
+                create_attack("apgd-t", norm=p["norm"], steps=p["steps"], targets=p["targets"]),
+                create_attack("fab-t", norm=p["norm"], steps=p["steps"], targets=p["targets"]),
+                create_attack("square", norm=p["norm"], queries=p["queries"])]
+
+    def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
+            generator: torch.Generator) -> torch.Tensor:
+        self.check(not targeted, "the standard preset is untargeted; run its components for targeted attacks")
+        x_adv = x.clone()
+        todo = torch.arange(len(x), device=x.device)
+        for attack in self.components():
+            seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+            found = attack(model, x[todo], y[todo], eps=eps, seed=seed)
+            broken = found.success & _within(found, eps, self.norm)
+            x_adv[todo[broken]] = found.x_adv[broken]
+            todo = todo[~broken]
+            if todo.numel() == 0:
+                break
+        return x_adv
+
+
+def _within(found: AttackResult, eps: float | None, norm: str) -> torch.Tensor:
+    if eps is None:
+        return torch.ones_like(found.success)
+    return found.distance(norm) <= eps * (1 + 1e-5) + 1e-7
