@@ -28,6 +28,7 @@ from robust.losses import LOSSES
 from robust.model import Classifier
 from robust.params import NORMS, Param
 
+from .apgd import SCREEN, hopeless
 from .square_l2 import l2_size, l2_start, l2_step, random_corners, random_signs, window_masks
 
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # p halves after each of these iterations
@@ -96,6 +97,9 @@ class Square(Attack):
             share the budget evenly (default 1).
         loss: "margin" (best other logit minus the true one) or "ce" (cross-entropy),
             untargeted. Targeted runs always ascend minus the cross-entropy of the target.
+        screen: leave out the points a 20-step APGD-DLR run leaves with a DLR loss below
+            ``-screen`` (:func:`robust.attacks.apgd.hopeless`; default None: search every point).
+            The screen uses gradients only to choose points; it never breaks one for Square.
 
     Returns ``(x_adv, queries)``: ``x_adv`` (N, C, H, W) holds each sample's first fooling
     point, or its best-loss point over the restarts; ``queries`` (N,) long, at most
@@ -113,6 +117,7 @@ class Square(Attack):
               low=1),
         Param("loss", str, "margin", "untargeted loss: margin or ce (targeted runs use cross-entropy)",
               choices=("margin", "ce")),
+        SCREEN,
     )
 
     @torch.no_grad()
@@ -124,12 +129,13 @@ class Square(Attack):
         score, fooled = self.evaluate(model, images, y, targeted, x.shape[1:])
         score.fill_(-math.inf)  # any restart's point beats the clean input
         x_adv = images.clone()
+        skip = hopeless(model, x, y, eps, self.norm, None if targeted else self.params["screen"], generator)
         budget, restarts = self.params["queries"] - 1, self.params["restarts"]
         for r in range(restarts):
             share = budget // restarts + (r < budget % restarts)
-            if eps == 0 or share == 0 or bool(fooled.all()):
+            if eps == 0 or share == 0 or bool((fooled | skip).all()):
                 break
-            idx = (~fooled).nonzero().squeeze(1)
+            idx = (~fooled & ~skip).nonzero().squeeze(1)
             best, value, hit, used = self.search(model, images[idx], y[idx], eps, targeted, generator, share,
                                                  x.shape[1:])
             better = hit | (value > score[idx])

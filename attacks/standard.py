@@ -31,6 +31,12 @@ class Standard(Attack):
         steps: steps of APGD-CE, of APGD-T per target and of FAB-T per target (default 100).
         targets: target classes of APGD-T and FAB-T (default 9).
         queries: Square's query budget per point (default 5000).
+        screen: after APGD-CE, the later components attack only the points that a 20-step
+            APGD-DLR run brings within a DLR loss of ``-screen`` of the boundary (default 0.6;
+            None attacks every point, as AutoAttack does). Most of AutoAttack's cost is spent on
+            points nothing breaks; on the zoo's adversarially trained MNIST models every point
+            AutoAttack broke after APGD-CE scored above -0.51, while the screen left out about
+            half of the others.
     """
 
     name = "standard"
@@ -39,15 +45,18 @@ class Standard(Attack):
         Param("steps", int, 100, "APGD-CE steps, and APGD-T and FAB-T steps per target", low=1),
         Param("targets", int, 9, "target classes of APGD-T and FAB-T", low=1),
         Param("queries", int, 5000, "Square's query budget per point", low=1),
+        Param("screen", float, 0.6, "APGD-T, FAB-T and Square leave out the points whose best DLR loss over a "
+              "20-step APGD-DLR screen stays below -screen; none: every point", low=0, nullable=True),
     )
 
     def components(self) -> list[Attack]:
         """The cascade's attacks, configured from this preset's parameters."""
         p = self.params
+        common = {"norm": p["norm"], "screen": p["screen"]}
         return [create_attack("apgd", norm=p["norm"], steps=p["steps"], loss="ce"),
-                create_attack("apgd-t", norm=p["norm"], steps=p["steps"], targets=p["targets"]),
-                create_attack("fab-t", norm=p["norm"], steps=p["steps"], targets=p["targets"]),
-                create_attack("square", norm=p["norm"], queries=p["queries"])]
+                create_attack("apgd-t", steps=p["steps"], targets=p["targets"], **common),
+                create_attack("fab-t", steps=p["steps"], targets=p["targets"], **common),
+                create_attack("square", queries=p["queries"], **common)]
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> torch.Tensor:

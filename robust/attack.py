@@ -40,6 +40,9 @@ class AttackResult:
         forward_passes: batched forward passes the attack made through the model.
         backward_passes: batched backward passes the attack made through the model.
         seconds: wall-clock time of the attack itself.
+        forward_samples: samples the model's forward passes processed (one image in a batch
+            of 256 counts once): divided by N, the forward passes per sample.
+        backward_samples: the same for backward passes.
         queries: per-sample model queries, for attacks that count them (decision-based).
         violations: samples whose output broke the bounds, the eps ball or was not finite;
             only attacks run in verify mode (other frameworks' outputs) can have any.
@@ -54,6 +57,8 @@ class AttackResult:
     seconds: float
     queries: torch.Tensor | None = None
     violations: int = 0
+    forward_samples: int = 0
+    backward_samples: int = 0
 
     def distance(self, norm: str) -> torch.Tensor:
         """Per-sample perturbation size in ``norm`` ("l2" or "linf")."""
@@ -72,6 +77,8 @@ class Attack(Configurable, abc.ABC):
     role = "attack"
     norms: ClassVar[tuple[str, ...]] = NORMS
     needs_eps: ClassVar[bool] = True
+    gradient_free: ClassVar[bool] = False  # decision- or score-based: sees only the model's outputs
+    takes_eps: ClassVar[bool] = False  # a minimization attack that uses a given eps (FAB stops a point found within it)
     verify_only: ClassVar[bool] = False
     framework: str = "robust"
 
@@ -115,7 +122,7 @@ class Attack(Configurable, abc.ABC):
         model = as_classifier(model)
         x, y = self._check_call(model, x, y, eps)
         counter = model.counter
-        before = (counter.forward, counter.backward)
+        before = (counter.forward, counter.backward, counter.forward_rows, counter.backward_rows)
         generator = torch.Generator(device=model.device).manual_seed(int(seed))
         if eps is not None:  # a ball larger than the whole box changes nothing; keep eps finite in float32
             span = model.bounds[1] - model.bounds[0]
@@ -125,8 +132,10 @@ class Attack(Configurable, abc.ABC):
             out = self.run(model, x.clone(), y.clone(), eps=eps, targeted=targeted, generator=generator)
             seconds = _now(model.device) - start
             passes = (counter.forward - before[0], counter.backward - before[1])
+            rows = (counter.forward_rows - before[2], counter.backward_rows - before[3])
             x_adv, queries = out if isinstance(out, tuple) else (out, None)
             result = self._finish(model, x, y, x_adv, eps, targeted, passes, seconds)
+            result.forward_samples, result.backward_samples = rows
             if queries is not None:
                 result.queries = torch.as_tensor(queries, device=x.device).long().reshape(len(x))
             return result
@@ -194,6 +203,10 @@ class Attack(Configurable, abc.ABC):
         if self.norm not in self.norms:
             raise RobustError(f"norm must be one of {', '.join(self.norms)} for attack {self.name!r}, not {self.norm!r}")
         return values
+
+    def components(self) -> list[Attack]:
+        """What an evaluation runs for this attack: itself, or a preset's parts, each reported on its own."""
+        return [self]
 
     @abc.abstractmethod
     def run(

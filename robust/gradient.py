@@ -19,12 +19,13 @@ its own :class:`Stepper` and keeps the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from collections.abc import Callable
+from typing import ClassVar, Protocol, cast
 
 import torch
 
 from robust.attack import Attack, clip, confirm, is_adversarial, per_sample, project
-from robust.losses import LOSSES, LossFn
+from robust.losses import LOSSES, AimedLossFn, LossFn
 from robust.model import Classifier
 from robust.params import NORMS, Param
 
@@ -110,25 +111,29 @@ class Descent:
             stepper returns at the end (the last iterate for a fixed step).
         fooled: per point, whether an iterate was found adversarial during the run.
         trace: (steps + 1, N) best loss so far per step and point, with ``trace=True``.
+        flat: (N,) per point, at how many of its evaluated iterates the input gradient was all
+            zero, with ``trace=True``.
     """
 
     x_adv: torch.Tensor
     fooled: torch.Tensor
     trace: torch.Tensor | None = None
+    flat: torch.Tensor | None = None
 
 
-def loss_and_gradient(model: Classifier, xa: torch.Tensor, y: torch.Tensor, loss: LossFn,
-                      targeted: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Logits, per-sample loss and its input gradient at ``xa`` (one forward, one backward)."""
+def loss_and_gradient(model: Classifier, xa: torch.Tensor, objective: Callable[[torch.Tensor], torch.Tensor]
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits, per-sample ``objective(logits)`` and its input gradient at ``xa`` (one forward, one backward)."""
     xa = xa.detach().requires_grad_(True)
     logits = model(xa)
-    value = loss(logits, y, targeted)
+    value = objective(logits)
     grad, = torch.autograd.grad(value.sum(), xa)
     return logits.detach(), value.detach(), grad
 
 
-def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: Stepper, *, steps: int, loss: LossFn,
-            targeted: bool = False, early_exit: bool = True, trace: bool = False) -> Descent:
+def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: Stepper, *, steps: int,
+            loss: LossFn | AimedLossFn, targeted: bool = False, aim: torch.Tensor | None = None,
+            early_exit: bool = True, trace: bool = False, last: bool = False) -> Descent:
     """Ascend ``loss`` from ``start`` for ``steps`` steps of ``stepper``; see the module docstring.
 
     Args:
@@ -137,22 +142,30 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
         start: the first iterates (N, ...), inside the ball and the bounds; N >= 1.
         stepper: the step rule, holding the clean points its projection needs.
         steps: gradient steps; each costs one forward and one backward pass per point in the batch.
-        loss: a per-sample loss to ascend.
+        loss: a per-sample loss to ascend: ``loss(logits, y, targeted)``, or with ``aim``
+            ``loss(logits, y, aim)`` (:func:`~robust.losses.targeted_dlr`).
         targeted: ``y`` holds targets: success is predicting them.
+        aim: per row, a class the loss pulls towards while success is still judged against
+            ``y`` (APGD-T: any misclassification counts).
         early_exit: a point leaves the batch at its first adversarial iterate.
         trace: record the best loss so far after every step (and at the last iterate).
+        last: also evaluate the last iterate (one more forward and backward pass), so that
+            early exit sees it; ``trace`` implies it.
     """
     n = len(start)
     idx = torch.arange(n, device=start.device)
     xa, x_adv = start.detach(), start.detach().clone()
     fooled = torch.zeros(n, dtype=torch.bool, device=start.device)
     best = torch.full((n,), float("-inf"), device=start.device) if trace else None
+    flat = torch.zeros(n, dtype=torch.long, device=start.device)
     rows: list[torch.Tensor] = []
-    for t in range(steps + (1 if trace else 0)):
-        logits, value, grad = loss_and_gradient(model, xa, y[idx], loss, targeted)
+    for t in range(steps + (1 if trace or last else 0)):
+        logits, value, grad = loss_and_gradient(model, xa, _objective(loss, y[idx], targeted,
+                                                                       None if aim is None else aim[idx]))
         if best is not None:
             best[idx] = torch.maximum(best[idx], value)
             rows.append(best.clone())
+            flat[idx] += (grad.flatten(1).abs().amax(dim=1) == 0).long()
         if early_exit:
             done = _fooled(model, xa, logits, y[idx], targeted)
             if bool(done.any()):
@@ -169,7 +182,14 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
         x_adv[idx] = stepper.result(xa).detach()
     if best is not None:  # points that left early keep their best loss on the remaining rows
         rows += [best.clone() for _ in range(steps + 1 - len(rows))]
-    return Descent(x_adv, fooled, torch.stack(rows) if rows else None)
+    return Descent(x_adv, fooled, torch.stack(rows) if rows else None, flat if trace else None)
+
+
+def _objective(loss: LossFn | AimedLossFn, y: torch.Tensor, targeted: bool,
+               aim: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    if aim is None:
+        return lambda logits: cast(LossFn, loss)(logits, y, targeted)
+    return lambda logits: cast(AimedLossFn, loss)(logits, y, aim)
 
 
 def _fooled(model: Classifier, xa: torch.Tensor, logits: torch.Tensor, y: torch.Tensor, targeted: bool) -> torch.Tensor:
@@ -190,6 +210,7 @@ class GradientAttack(Attack):
     """
 
     name: ClassVar[str] = "gradient"
+    evaluates_last: ClassVar[bool] = False  # evaluate the last iterate too (see descend's ``last``)
     parameters: ClassVar[tuple[Param, ...]] = (NORM, STEPS, STEP_SIZE, RANDOM_START, RESTARTS, LOSS)
 
     def schedule(self, eps: float) -> Schedule:
@@ -202,25 +223,43 @@ class GradientAttack(Attack):
         """The step rule for the clean points ``x`` (override for momentum, schedules, ...)."""
         return SteepestAscent(x, eps, self.norm, schedule.step_size, bounds)
 
+    def start(self, x: torch.Tensor, eps: float, bounds: tuple[float, float], schedule: Schedule,
+              generator: torch.Generator) -> torch.Tensor:
+        """Where a restart begins: a uniform point of the ball with ``random_start``, else ``x``."""
+        return random_start(x, eps, self.norm, bounds, generator) if schedule.random_start else x
+
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
             generator: torch.Generator) -> torch.Tensor:
         assert eps is not None
         plan = self.schedule(eps)
-        loss = LOSSES[self.params["loss"]]
         x_adv = x.clone()
-        todo = torch.arange(len(x), device=x.device)
+        self.run_restarts(model, x, y, x_adv, torch.arange(len(x), device=x.device), eps, plan, targeted, generator)
+        return x_adv
+
+    def run_restarts(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, todo: torch.Tensor,
+                     eps: float, plan: Schedule, targeted: bool, generator: torch.Generator,
+                     aim: torch.Tensor | None = None, loss: LossFn | AimedLossFn | None = None) -> torch.Tensor:
+        """``plan.restarts`` runs over the points ``todo``, each on those the earlier ones left robust.
+
+        Writes what each run found into ``x_adv`` and returns the points still robust after the
+        last. ``aim`` (per point of ``x``) and ``loss`` (default :meth:`loss`) go to :func:`descend`.
+        """
         for restart in range(plan.restarts):
             points = x[todo]
-            start = random_start(points, eps, self.norm, model.bounds, generator) if plan.random_start else points
-            found = descend(model, y[todo], start, self.stepper(points, eps, plan, model.bounds), steps=plan.steps,
-                            loss=loss, targeted=targeted)
+            found = descend(model, y[todo], self.start(points, eps, model.bounds, plan, generator),
+                            self.stepper(points, eps, plan, model.bounds), steps=plan.steps, loss=loss or self.loss(),
+                            targeted=targeted, aim=None if aim is None else aim[todo], last=self.evaluates_last)
             x_adv[todo] = found.x_adv
-            if restart == plan.restarts - 1:
+            if restart == plan.restarts - 1 and aim is None:
                 break
             todo = self._still_robust(model, todo, found, y, targeted)
             if todo.numel() == 0:
                 break
-        return x_adv
+        return todo
+
+    def loss(self) -> LossFn | AimedLossFn:
+        """The loss ascended (``loss`` from :mod:`robust.losses`)."""
+        return LOSSES[self.params["loss"]]
 
     @staticmethod
     @torch.no_grad()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from robust.errors import RobustError
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, bool], torch.Tensor]
+AimedLossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, y, aim)
 DLR_EPS = 1e-12  # keeps the DLR denominator positive where the top logits tie
 
 

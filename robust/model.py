@@ -16,10 +16,12 @@ from robust.errors import RobustError
 
 @dataclass
 class PassCounter:
-    """Batched forward and backward passes through the wrapped module."""
+    """Forward and backward passes through the wrapped module: batched calls, and samples (rows) in them."""
 
     forward: int = 0
     backward: int = 0
+    forward_rows: int = 0
+    backward_rows: int = 0
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -165,6 +167,7 @@ class Classifier(nn.Module):
             logits = self._logits(z, fast=grad and self.precision == "bf16")
         if self.counts_passes:
             self.counter.forward += 1
+            self.counter.forward_rows += int(x.shape[0])
             if logits.requires_grad:
                 logits.register_hook(self._count_backward)
         if not self._checked_outputs:
@@ -184,6 +187,7 @@ class Classifier(nn.Module):
 
     def _count_backward(self, grad: torch.Tensor) -> None:
         self.counter.backward += 1
+        self.counter.backward_rows += int(grad.shape[0])
 
     def _observe(self, logits: torch.Tensor) -> None:
         """On the first forward pass: check the output shape, note the classes, warn on probabilities."""

@@ -36,6 +36,9 @@ class AttackSummary:
     ``robust_accuracy`` is the accuracy left after this attack: in a cascade, after it and
     every attack before it; without a cascade, after it alone. ``success_rate`` is the share
     of the points it attacked that it broke within eps. Medians are over those successes.
+    ``forward_passes``/``backward_passes`` count batched calls; ``forward_samples``/
+    ``backward_samples`` the samples in them, and ``forwards_per_sample``/
+    ``backwards_per_sample`` those over ``attacked``: the per-sample cost other tools report.
     """
 
     name: str
@@ -54,6 +57,10 @@ class AttackSummary:
     mean_l2: float | None = None
     mean_linf: float | None = None
     peak_memory_mb: float | None = None
+    forward_samples: int = 0
+    backward_samples: int = 0
+    forwards_per_sample: float = 0.0
+    backwards_per_sample: float = 0.0
 
 
 @dataclass(frozen=True)

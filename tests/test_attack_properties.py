@@ -18,6 +18,14 @@ FAST: dict[str, dict[str, Any]] = {
     "cw": {"steps": 20, "binary_search_steps": 2},
     "boundary": {"max_queries": 200},
     "pgd:restarts=3": {"steps": 5},
+    "apgd": {"steps": 10},
+    "apgd-t": {"steps": 10, "targets": 3},
+    "fab": {"steps": 10},
+    "fab-t": {"steps": 10, "targets": 3},
+    "square": {"queries": 100},
+    "standard": {"steps": 5, "targets": 2, "queries": 50},
+    "apgd:norm=l2": {"steps": 10},
+    "square:norm=l2": {"queries": 100},
 }
 
 # Every registered attack, and further configurations of them (FAST keys that are specs).

@@ -81,8 +81,9 @@ def run_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--model", default="resnet", show_default=True,
                      help="Zoo name, package.module:attr, TorchScript file, or torchvision architecture (with --weights)."),
         click.option("--weights", type=click.Path(dir_okay=False), help="State-dict file for the model."),
-        click.option("--attack", "attacks", multiple=True, default=["pgd"], show_default=True,
-                     help="Attack as NAME[:k=v,...]; repeatable. `robust list attacks` shows each one's parameters."),
+        click.option("--attack", "attacks", multiple=True,
+                     help="Attack as NAME[:k=v,...]; repeatable. `robust list attacks` shows each one's parameters "
+                     "[default: standard (AutoAttack's cascade) in evaluate, pgd in compare]."),
         click.option("--dataset", default="mnist", show_default=True,
                      help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder."),
         click.option("--n", "--samples", "n", type=int, default=1000, show_default=True,

@@ -1,4 +1,4 @@
-"""``robust compare``: each attack through robust, ART and Foolbox on the same points, verified by robust."""
+"""``robust compare``: each attack through robust, ART, Foolbox and AutoAttack on the same points, verified by robust."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from robust.runs.evaluation import CompareOptions, run_compare
 
 @click.command(cls=Command)
 @run_options
-@click.option("--frameworks", default="robust,art,foolbox", show_default=True,
-              help="Comma-separated frameworks to compare.")
+@click.option("--frameworks", default="robust,art,foolbox,autoattack", show_default=True,
+              help="Comma-separated frameworks to compare, of robust, art, foolbox and autoattack (pyautoattack); "
+                   "each skips the attacks it does not offer.")
 def compare(progress: bool | None, **options: Any) -> None:
-    """Run each attack through robust, ART and Foolbox on the same points; verify and compare."""
+    """Run each attack through robust, ART, Foolbox and AutoAttack on the same points; verify and compare."""
     with user_errors():
         run = CompareOptions(**options, progress=show_progress(progress), command=command_line())
         with warnings.catch_warnings(record=True) as caught:

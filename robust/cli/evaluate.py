@@ -14,7 +14,7 @@ from robust.runs.evaluation import EvaluateOptions, run_evaluate
 
 @click.command(cls=Command)
 @run_options
-@click.option("--framework", type=click.Choice(["robust", "art", "foolbox"]), default="robust", show_default=True,
+@click.option("--framework", type=click.Choice(["robust", "art", "foolbox", "autoattack"]), default="robust", show_default=True,
               help="Whose implementation of the attacks to run; every output is verified by robust.")
 @click.option("--checks/--no-checks", default=True, show_default=True,
               help="Sanity checks that flag an unreliable evaluation (cheap extra attacks on a subset).")

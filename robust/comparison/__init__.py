@@ -1,6 +1,6 @@
 """Other frameworks' implementations of our attacks, run on the same points and verified by our harness.
 
-- :func:`compare`: each attack through robust, ART and Foolbox, side by side (no cascade);
+- :func:`compare`: each attack through robust, ART, Foolbox and AutoAttack, side by side (no cascade);
 - :func:`external_attack`: one framework's attack as an :class:`~robust.Attack` for ``evaluate``;
 - :mod:`robust.comparison.adapters` and :mod:`robust.comparison.tables`: the runners and the
   parameter mapping (data: exact, approximate or missing per parameter).

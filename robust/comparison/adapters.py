@@ -1,9 +1,10 @@
-"""One attack specification, run by robust, ART or Foolbox: parameter tables and runners.
+"""One attack specification, run by robust, ART, Foolbox or AutoAttack: parameter tables and runners.
 
 Our parameter names and values (an attack's ``defaults``) become the other framework's arguments;
 :func:`mapping` says how faithful each translation is (data for reports). A runner returns the
 framework's raw output, never clipped, projected or judged, so that the one verification step
-elsewhere sees every violation. ART and Foolbox are imported lazily: this module works without them.
+elsewhere sees every violation. ART, Foolbox and pyautoattack (AutoAttack's runners live in
+:mod:`robust.comparison.autoattack`) are imported lazily: this module works without them.
 
 Example:
     >>> run = make_runner("foolbox", "pgd", {"steps": 10}, norm="linf", eps=0.3)
@@ -14,50 +15,50 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib import import_module
 from typing import Any
 
 import torch
 from torch import nn
 
+from robust.comparison import autoattack
+from robust.comparison.common import MODULES, FrameworkRefused, Runner, eval_mode, refusals, require
 from robust.comparison.tables import CLASSES, EXACT, NONE, ROWS, ParamMapping
 from robust.errors import RobustError, suggest
 from robust.model import Classifier
 from robust.registry import ATTACKS as _REGISTRY
 from robust.registry import create_attack, declarations, list_attacks, list_defenses
 
-FRAMEWORKS = ("robust", "art", "foolbox")
-ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "boundary")
-FIXED_EPS = ("fgsm", "pgd")  # the others minimize the distance and take no budget
-Runner = Callable[[Classifier, torch.Tensor, torch.Tensor], torch.Tensor]
-_PIP = {"art": "adversarial-robustness-toolbox", "foolbox": "foolbox"}
+FRAMEWORKS = ("robust", "art", "foolbox", "autoattack")
+ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "boundary", "apgd", "apgd-t", "fab", "fab-t", "square", "standard")
+FIXED_EPS = ("fgsm", "pgd", "apgd", "apgd-t", "square", "standard")  # the others minimize the distance
 
 
 def _check(framework: str, attack: str, norm: str) -> None:
     if framework not in FRAMEWORKS:
         raise RobustError(f"unknown framework {framework!r}{suggest(framework, FRAMEWORKS)}; "
                           f"known: {', '.join(FRAMEWORKS)}")
-    offered = _REGISTRY.get(attack).norms if framework == "robust" else CLASSES[framework].get(attack)
+    ours = _REGISTRY.get(attack)  # an unknown (or broken) attack of ours: its own message, with close names
+    offered = ours.norms if framework == "robust" else CLASSES[framework].get(attack)
     if offered is None:
-        raise RobustError(f"{framework} does not offer attack {attack!r}{suggest(attack, ATTACKS)}; "
-                          f"it offers {', '.join(CLASSES[framework])}")
+        raise RobustError(f"{framework} does not offer attack {attack!r}; it offers {', '.join(CLASSES[framework])}")
     if norm not in offered:
         raise RobustError(f"{framework} does not offer {attack!r} with norm {norm!r}; it offers {', '.join(offered)}")
 
 
 def version(framework: str) -> str | None:
-    """Installed version of ``"art"`` or ``"foolbox"`` (``"robust"``: ours); None if not importable.
+    """Installed version of ``"art"``, ``"foolbox"`` or ``"autoattack"`` (``"robust"``: ours); None if not importable.
 
     Raises:
         RobustError: an unknown framework name.
     """
     if framework == "robust":
         return str(import_module("robust").__version__)
-    if framework not in _PIP:
+    if framework not in MODULES:
         raise RobustError(f"unknown framework {framework!r}{suggest(framework, FRAMEWORKS)}")
     try:
-        module = import_module(framework)
+        module = import_module(MODULES[framework])
     except ImportError:
         return None
     return str(getattr(module, "__version__", "unknown"))
@@ -81,6 +82,8 @@ def mapping(framework: str, attack: str, norm: str) -> list[ParamMapping]:
         raise RuntimeError(f"the {framework} table of {attack!r} maps undeclared parameters {stale}")
     cls = CLASSES[framework][attack][norm]
     theirs = f"{cls}(norm={'np.inf' if norm == 'linf' else 2})" if cls.startswith(("Fast", "Projected")) else cls
+    if framework == "autoattack":
+        theirs = f"{cls}(norm={autoattack.NORMS[norm]!r})"
     return [ParamMapping("norm", theirs, EXACT, norm), *rows]
 
 
@@ -91,33 +94,6 @@ def supports(framework: str, attack: str, norm: str) -> bool:
     except RobustError:
         return False
     return True
-
-
-@contextlib.contextmanager
-def _eval_mode(model: Classifier) -> Iterator[None]:
-    """Eval mode inside the block (the frameworks call ``.eval()`` themselves); every module's mode restored after."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-class FrameworkRefused(RobustError):
-    """The framework rejected this run (a value or an input it cannot handle)."""
-
-
-@contextlib.contextmanager
-def _refusals(framework: str, attack: str) -> Iterator[None]:
-    """A ValueError from the framework (a value it rejects) becomes a RobustError that names it."""
-    try:
-        yield
-    except RobustError:
-        raise
-    except ValueError as exc:
-        raise FrameworkRefused(f"{framework}'s {attack!r} refused: {exc}") from exc
 
 
 def _foolbox_boundary_steps(p: dict[str, Any]) -> int:
@@ -153,19 +129,19 @@ _ART_ARGS: dict[str, ArgsFn] = {  # constructor arguments besides the estimator,
 
 
 def _foolbox_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
-    fb = _require("foolbox")
+    fb = require("foolbox")
     kwargs = _FOOLBOX_ARGS[attack](p)
     if attack == "boundary":
         kwargs["init_attack"] = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_draws"],
                                                                                  steps=p["init_steps"])
-    with _refusals("foolbox", attack):
+    with refusals("foolbox", attack):
         fb_attack = getattr(fb.attacks, CLASSES["foolbox"][attack][norm])(**kwargs)
     start = p.get("starting_points")
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xs, ys = x.detach().to(model.device), y.detach().to(model.device)
         kw = {} if start is None else {"starting_points": start.detach().to(model.device, xs.dtype)}
-        with _eval_mode(model), _refusals("foolbox", attack):
+        with eval_mode(model), refusals("foolbox", attack):
             fmodel = fb.PyTorchModel(model, bounds=model.bounds, device=model.device)
             criterion = fb.criteria.TargetedMisclassification(ys) if targeted else ys
             raw, clipped, _ = fb_attack(fmodel, xs, criterion, epsilons=eps, **kw)
@@ -189,7 +165,7 @@ class _CastInput(nn.Module):
 
 
 def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
-    _require("art")
+    require("art")
     from art.attacks import evasion
     from art.estimators.classification import PyTorchClassifier
 
@@ -204,7 +180,7 @@ def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, ta
     start = p.get("starting_points")
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with _eval_mode(model), _refusals("art", attack):
+        with eval_mode(model), refusals("art", attack):
             classes = model.num_classes or int(model(x[:1].detach().to(model.device)).shape[1])
             estimator = PyTorchClassifier(
                 model=_CastInput(model, x.dtype), loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
@@ -224,23 +200,17 @@ def _robust_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None,
     return run
 
 
-def _require(framework: str) -> Any:
-    try:
-        return import_module(framework)
-    except ImportError as exc:
-        raise RobustError(f"{framework} is not installed: pip install {_PIP[framework]}") from exc
-
-
 def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: str, eps: float | None,
                 targeted: bool = False) -> Runner:
     """A function ``(model, x, y) -> x_adv`` running ``framework``'s own ``attack``, set from our parameters.
 
     Args:
-        framework: "robust", "art" or "foolbox".
+        framework: "robust", "art", "foolbox" or "autoattack".
         attack: one of :data:`ATTACKS` (for "robust", any registered attack).
         params: our hyperparameter names and values (missing ones take our defaults).
         norm: "linf" or "l2".
-        eps: budget in input space; required by fgsm and pgd, None runs a minimization attack unbounded.
+        eps: budget in input space; required by the fixed-budget attacks (:data:`FIXED_EPS`) and by
+            AutoAttack's FAB; None runs another minimization attack unbounded.
         targeted: ``y`` holds target classes instead of labels.
 
     The runner returns the framework's raw output on ``x``'s device and dtype: not clipped,
@@ -260,10 +230,12 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
         p["step_size"] = 2.5 * float(eps or 0.0) / p["steps"]
     if framework == "robust":
         return _robust_runner(attack, p, norm, eps, targeted)
-    if attack in FIXED_EPS and p.get("loss", "ce") != "ce":
-        raise RobustError(f"{framework}'s {attack!r} has only the cross-entropy loss, not loss={p['loss']!r}")
     if targeted and ("targeted", None, NONE) in [row[:3] for row in ROWS[framework][attack]]:
         raise RobustError(f"{framework}'s {attack!r} is untargeted only; run it with targeted=False")
+    if framework == "autoattack":
+        return autoattack.runner(attack, p, norm, eps, targeted)
+    if attack in FIXED_EPS and p.get("loss", "ce") != "ce":
+        raise RobustError(f"{framework}'s {attack!r} has only the cross-entropy loss, not loss={p['loss']!r}")
     build = _art_runner if framework == "art" else _foolbox_runner
     return build(attack, p, norm, eps, targeted)
 
@@ -277,10 +249,11 @@ def capabilities() -> dict[str, dict[str, list[str]]]:
     """Attacks and defenses of each installed framework by introspection ({} when not installed).
 
     robust: its registries; ART: the evasion attacks of ``art.attacks.evasion`` and preprocessors of
-    ``art.defences.preprocessor``; Foolbox: the public attack classes (aliases included) of ``foolbox.attacks``.
+    ``art.defences.preprocessor``; Foolbox: the public attack classes (aliases included) of ``foolbox.attacks``;
+    AutoAttack: the attacks its ``AutoAttack`` class runs (apgd-ce, apgd-t, fab, ...) and its versions.
     """
     found: dict[str, dict[str, list[str]]] = {
-        "robust": {"attacks": list_attacks(), "defenses": list_defenses()}, "art": {}, "foolbox": {}}
+        "robust": {"attacks": list_attacks(), "defenses": list_defenses()}, "art": {}, "foolbox": {}, "autoattack": {}}
     with contextlib.suppress(ImportError):  # the top-level import first: a blocked package counts as missing
         import_module("art")
         from art.attacks import evasion
@@ -294,4 +267,6 @@ def capabilities() -> dict[str, dict[str, list[str]]]:
         foolbox = import_module("foolbox")
 
         found["foolbox"] = {"attacks": _class_names(foolbox.attacks, foolbox.attacks.base.Attack), "defenses": []}
+    with contextlib.suppress(ImportError):
+        found["autoattack"] = autoattack.capabilities()
     return found

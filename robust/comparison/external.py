@@ -19,7 +19,8 @@ from robust.errors import RobustError
 from robust.model import Classifier
 from robust.registry import ATTACKS
 
-PIP_NAMES = {"robust": "robust", "art": "adversarial-robustness-toolbox", "foolbox": "foolbox"}
+PIP_NAMES = {"robust": "robust", "art": "adversarial-robustness-toolbox", "foolbox": "foolbox",
+             "autoattack": "pyautoattack"}
 
 
 class ExternalAttack(Attack):
@@ -49,7 +50,10 @@ class ExternalAttack(Attack):
 
 
 def external_attack(framework: str, name: str, **params: Any) -> Attack:
-    """``name`` (or a spec such as ``pgd:steps=10``) as implemented by ``framework``: robust, art or foolbox."""
+    """``name`` (or a spec such as ``pgd:steps=10``) as implemented by ``framework``.
+
+    ``framework`` is robust, art, foolbox or autoattack (:data:`~robust.comparison.adapters.FRAMEWORKS`).
+    """
     if framework not in fw.FRAMEWORKS:
         raise RobustError(f"unknown framework {framework!r}; use one of {', '.join(fw.FRAMEWORKS)}")
     ours: Attack = ATTACKS.create(name, **params)
@@ -57,7 +61,8 @@ def external_attack(framework: str, name: str, **params: Any) -> Attack:
         return ours
     cls = type(f"{framework.capitalize()}{type(ours).__name__}", (ExternalAttack,), {
         "name": ours.name, "framework": framework, "parameters": type(ours).parameters, "norms": ours.norms,
-        "needs_eps": ours.needs_eps, "__doc__": f"{type(ours).__name__} as implemented by {framework}, verified by robust.",
+        "needs_eps": ours.needs_eps, "takes_eps": ours.takes_eps, "gradient_free": ours.gradient_free,
+        "__doc__": f"{type(ours).__name__} as implemented by {framework}, verified by robust.",
     })
     external: Attack = cls(**ours.given)
     return external

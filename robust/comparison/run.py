@@ -1,4 +1,4 @@
-"""The same attack through robust, ART and Foolbox, every output verified in one place.
+"""The same attack through robust, ART, Foolbox and AutoAttack, every output verified in one place.
 
 Each framework's output is checked by the harness in verify mode: the model is re-run,
 norms are recomputed, and a sample outside the bounds or the eps ball counts as a
@@ -22,6 +22,7 @@ from robust.data import Data
 from robust.errors import RobustError
 from robust.evaluation.cascade import prepare, record, run_cascade
 from robust.evaluation.settings import check_eps
+from robust.model import Classifier
 from robust.registry import ATTACKS
 from robust.result import Evaluation
 
@@ -66,7 +67,7 @@ def compare(
     main = run_cascade(job, eps)
     comparison = {
         "frameworks": {f: v for f, v in versions.items() if v is not None}, "missing": missing, "skipped": skipped,
-        "mapping": mapping, "agreement": _agreement(runs, main.masks, main.correct), "capabilities": fw.capabilities(),
+        "mapping": mapping, "agreement": _agreement(job.attacks, main.masks, main.correct), "capabilities": fw.capabilities(),
     }
     return record(job, main, command=command, comparison=comparison)
 
@@ -84,10 +85,28 @@ def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str
             if framework != "robust" and not fw.supports(framework, name, norm):
                 skipped.append({"attack": name, "framework": framework, "reason": f"{framework} has no {norm} {name}"})
                 continue
-            runs.append(external_attack(framework, name, **params))
+            attack = external_attack(framework, name, **params)
+            if framework == "robust" and any(fw.supports(f, name, norm) for f in frameworks if f != "robust"):
+                attack = _whole(attack)  # a preset pairs with another framework's whole run, not with its parts
+            runs.append(attack)
             if framework != "robust":
                 mapping.setdefault(name, {})[framework] = [asdict(row) for row in fw.mapping(framework, name, norm)]
     return runs, skipped, mapping
+
+
+def _whole(attack: Attack) -> Attack:
+    """``attack`` as one attack of the evaluation: a preset runs its cascade on each batch instead of its parts."""
+    parts = type(attack)
+    if parts.components is Attack.components:
+        return attack
+
+    def run(self: Attack, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,
+            generator: torch.Generator) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return parts(**self.given).run(model, x, y, eps=eps, targeted=targeted, generator=generator)
+
+    cls = type(parts.__name__, (parts,), {"components": Attack.components, "run": run, "__doc__": parts.__doc__})
+    whole: Attack = cls(**attack.given)
+    return whole
 
 
 def _agreement(runs: list[Attack], masks: list[torch.Tensor], correct: torch.Tensor) -> list[dict[str, Any]]:

@@ -1,6 +1,6 @@
-"""Parameter tables of the framework comparison: how our hyperparameters map to ART and Foolbox.
+"""Parameter tables of the framework comparison: how our hyperparameters map to ART, Foolbox and AutoAttack.
 
-Pure data (shown in reports), so it reads without either framework installed.
+Pure data (shown in reports), so it reads without any of them installed.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ CLASSES: dict[str, dict[str, dict[str, str]]] = {
                 "pgd": {"linf": "LinfPGD", "l2": "L2PGD"},
                 "deepfool": {"linf": "LinfDeepFoolAttack", "l2": "L2DeepFoolAttack"},
                 "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"}},
+    "autoattack": {attack: {"linf": cls, "l2": cls} for attack, cls in (
+        ("apgd", "APGDAttack"), ("apgd-t", "APGDAttack_targeted"), ("fab", "FABAttack_PT"),
+        ("fab-t", "FABAttack_PT"), ("square", "SquareAttack"), ("standard", "AutoAttack"))},
 }
 
 _E, _A, _N = "exact", "approximate", "none"
@@ -105,6 +108,65 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
             ("starting_points", "starting_points", _A, "Foolbox refuses unless every starting point is adversarial; "
              "ours and ART fall back to noise per sample"), ("eps", "epsilons", _A, _FREE), _FB_TARGET],
     },
+}
+
+_AA_EPS = ("eps", "eps", _E, "bounds (lo, hi) other than (0, 1): AutoAttack sees the inputs as (x - lo) / (hi - lo) "
+           "and eps / (hi - lo)")
+_AA_LAST = "AutoAttack returns the last misclassified iterate, ours the first"
+_AA_TOP = ("the top classes by logit at the clean point other than the label, in turn; at most classes - 1")
+
+
+def _fab_rows(targeted: bool) -> list[Row]:
+    each = " per target" if targeted else ""
+    rows: list[Row] = [
+        ("eps", "eps", _E, "required by AutoAttack's FAB: a point whose closest adversarial point lies beyond eps "
+         "comes back as x; AutoAttack returns a run's closest point, ours the first within eps (bounds rescaled as "
+         "for APGD)"),
+        ("steps", "n_iter", _E, "iterations per run" + each),
+        ("restarts", "n_restarts", _A, f"runs{each}, the first from x; AutoAttack starts the others at a random "
+         "point at eps / 2 from x, ours at half of min(best distance so far, eps)"),
+        ("eta", "eta", _E, ""), ("beta", "beta", _E, ""), ("alpha_max", "alpha_max", _E, ""),
+        ("targeted", None, _N, "untargeted only: FABAttack_PT takes no target labels" + (
+            " (targeted=True aims at the top classes itself)" if targeted else ""))]
+    if targeted:
+        rows.insert(-1, ("targets", "n_target_classes", _E, "with targeted=True: " + _AA_TOP))
+    return rows
+
+
+ROWS["autoattack"] = {
+    "apgd": [
+        _AA_EPS, ("steps", "n_iter", _E, _AA_LAST),
+        ("restarts", "n_restarts", _E, "a point already fooled is not restarted, in both"),
+        ("loss", "loss", _E, "ce or dlr: AutoAttack's APGD has no margin loss, loss='margin' is refused"),
+        ("rho", "rho", _E, ""), ("targeted", None, _N, "untargeted only: APGDAttack takes no target labels")],
+    "apgd-t": [
+        _AA_EPS, ("steps", "n_iter", _E, "per target; " + _AA_LAST), ("restarts", "n_restarts", _E, "per target"),
+        ("rho", "rho", _E, ""),
+        ("targets", "n_target_classes", _E, _AA_TOP + "; AutoAttack needs 4 classes for the targeted DLR (ours "
+         "falls back to the targeted margin)"),
+        ("targeted", None, _N, "untargeted only, as ours (success is any misclassification): APGDAttack_targeted "
+         "takes no target labels")],
+    "fab": _fab_rows(False),
+    "fab-t": _fab_rows(True),
+    "square": [
+        _AA_EPS,
+        ("queries", "n_queries", _E, "n_queries = (queries - 1) // restarts - 1 proposals per restart: ours counts "
+         "the clean check and each start in its budget"),
+        ("p_init", "p_init", _E, "resc_schedule=False: p halves after the same iterations as ours"),
+        ("restarts", "n_restarts", _A, "ours share the budget, the remainder going to the first restarts; "
+         "AutoAttack gives each restart the same n_queries"),
+        ("loss", "loss", _E, "margin or ce untargeted; targeted runs use the cross-entropy of the target in both"),
+        ("targeted", "targeted", _E, "y holds the targets")],
+    "standard": [
+        ("eps", "eps", _E, "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T, Square, each on the points "
+         "the earlier ones left robust, as ours; bounds rescaled as for APGD"),
+        ("steps", "n_iter (apgd, apgd_targeted, fab)", _E, "set on the objects (the APGD ones rebuilt so their "
+         "checkpoints follow); AutoAttack's own: 100"),
+        ("targets", "n_target_classes (apgd_targeted, fab)", _E, "set on the objects, at most classes - 1; "
+         "AutoAttack's own: 9"),
+        ("queries", "n_queries (square)", _E, "n_queries = queries - 2: ours counts the clean check and the start; "
+         "AutoAttack's own: 5000 (ours 5002)"),
+        ("targeted", None, _N, "untargeted only, as ours")],
 }
 
 EXACT, APPROXIMATE, NONE = _E, _A, _N

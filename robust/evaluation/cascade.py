@@ -204,6 +204,7 @@ def run_attack(job: Job, model: Classifier, attack: Attack, pool: torch.Tensor, 
         "success_rate": broken / max(len(idx), 1), "median_l2": _median(found.l2[hits]),
         "median_linf": _median(found.linf[hits]), "seconds": sum(p.seconds for p in parts),
         "forward_passes": sum(p.forward for p in parts), "backward_passes": sum(p.backward for p in parts),
+        **_per_sample(sum(p.forward_rows for p in parts), sum(p.backward_rows for p in parts), len(idx)),
         "attacked": len(idx), "broken": broken, "violations": sum(p.violations for p in parts),
         "mean_l2": _mean(found.l2[hits]), "mean_linf": _mean(found.linf[hits]), "peak_memory_mb": memory.mib,
     }
@@ -265,6 +266,13 @@ def _samples(y: torch.Tensor, pred: torch.Tensor, broken_by: list[str | None], f
 def _num(value: torch.Tensor) -> float | None:
     v = float(value)
     return None if v != v else round(v, 6)
+
+
+def _per_sample(forward: int, backward: int, attacked: int) -> dict[str, Any]:
+    """Sample passes in total and per attacked point (comparable across tools whatever their batching)."""
+    per = max(attacked, 1)
+    return {"forward_samples": forward, "backward_samples": backward,
+            "forwards_per_sample": round(forward / per, 2), "backwards_per_sample": round(backward / per, 2)}
 
 
 def _median(values: torch.Tensor) -> float | None:

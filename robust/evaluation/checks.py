@@ -10,7 +10,7 @@ points, and say so. Each check returns ``{"id", "status", "message", "link"}`` w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from robust.attack import Attack
 from robust.defense import defense_chain
-from robust.gradient import GradientAttack, Schedule, SteepestAscent, descend, random_start
+from robust.gradient import Descent, GradientAttack, descend
 from robust.losses import margin
 from robust.model import Classifier
 from robust.result import Check, CheckStatus
@@ -38,6 +38,7 @@ class Context:
     seed: int
     attacks: list[Attack]
     broken_by: list[str | None]
+    traced: dict[str, Descent] = field(default_factory=dict)
 
 
 def _result(check_id: str, status: CheckStatus, message: str) -> Check:
@@ -93,10 +94,14 @@ def gradients(ctx: Context) -> Check:
     flat = grad.flatten(1)
     bad = ~torch.isfinite(flat).all(dim=1)
     zero = (flat.abs().amax(dim=1) == 0) & ~bad
-    share_bad, share_zero = float(bad.float().mean()), float(zero.float().mean())
+    attack, run = trace_of(ctx)
+    assert run.flat is not None
+    along = float((run.flat > (attack.schedule(ctx.eps).steps + 1) / 2).float().mean())
+    share_bad, share_zero = float(bad.float().mean()), max(float(zero.float().mean()), along)
     status: CheckStatus = "fail" if share_bad > 0 or share_zero > 0.5 else "warn" if share_zero > 0.1 else "pass"
-    return _result("gradients", status, f"{share_zero:.1%} of {len(x)} points have an all-zero input gradient, "
-                   f"{share_bad:.1%} a NaN or infinite one")
+    return _result("gradients", status, f"{float(zero.float().mean()):.1%} of {len(x)} points have an all-zero "
+                   f"cross-entropy gradient, {share_bad:.1%} a NaN or infinite one; along {_label(attack, ctx)}'s "
+                   f"steps (margin loss), {along:.1%} had an all-zero gradient at most iterates")
 
 
 @torch.no_grad()
@@ -125,54 +130,57 @@ def probabilities(ctx: Context) -> Check:
 
 
 def decision_beats_gradient(ctx: Context) -> Check:
-    decision = {a.name for a in ctx.attacks if a.name == "boundary"}
-    if not decision:
-        return _result("decision-vs-gradient", "pass", "no decision-based attack in this evaluation: not applicable")
-    only = sum(1 for b in ctx.broken_by if b in decision)
+    blind = {a.name for a in ctx.attacks if a.gradient_free}
+    if not blind:
+        return _result("decision-vs-gradient", "pass", "no decision- or score-based attack in this evaluation: "
+                       "not applicable")
+    only = sum(1 for b in ctx.broken_by if b in blind)
     status: CheckStatus = "warn" if only > 0 else "pass"
-    return _result("decision-vs-gradient", status,
-                   f"the decision-based attack broke {only} point(s) that every gradient attack before it missed")
+    return _result("decision-vs-gradient", status, f"the attacks without gradients ({', '.join(sorted(blind))}) "
+                   f"broke {only} point(s) that every gradient attack before them missed")
 
 
-def loss_trace(ctx: Context, plan: Schedule) -> torch.Tensor:
-    """Best margin loss so far per step and point (steps + 1, N): the gradient base without early exit.
-
-    Linf starts at a random point of the ball (seeded), L2 at the clean point.
-    """
-    start = ctx.x
-    if ctx.norm == "linf":
-        gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
-        start = random_start(ctx.x, ctx.eps, "linf", ctx.model.bounds, gen)
-    stepper = SteepestAscent(ctx.x, ctx.eps, ctx.norm, plan.step_size, ctx.model.bounds)
+def loss_trace(ctx: Context, attack: GradientAttack) -> Descent:
+    """``attack``'s step rule (its own stepper: APGD's checkpoints, PGD's fixed step) from its own
+    seeded start, without early exit, tracing the best margin loss per step and point (steps + 1, N)."""
+    plan = attack.schedule(ctx.eps)
+    gen = torch.Generator(device=ctx.x.device).manual_seed(ctx.seed)
+    start = attack.start(ctx.x, ctx.eps, ctx.model.bounds, plan, gen)
+    stepper = attack.stepper(ctx.x, ctx.eps, plan, ctx.model.bounds)
     with ctx.model.evaluating():
         found = descend(ctx.model, ctx.y, start, stepper, steps=plan.steps, loss=margin, early_exit=False, trace=True)
     assert found.trace is not None
-    return found.trace
+    return found
 
 
-def _iterative(ctx: Context) -> Schedule:
-    """The schedule of the evaluation's first iterative gradient attack, else PGD-20's."""
-    for attack in ctx.attacks:
-        if isinstance(attack, GradientAttack) and attack.framework == "robust":
-            plan = attack.schedule(ctx.eps)
-            if plan.steps > 1:
-                return plan
-    return _pgd(ctx, steps=20).schedule(ctx.eps)
+def trace_of(ctx: Context) -> tuple[GradientAttack, Descent]:
+    """The evaluation's first iterative gradient attack (PGD-20 when it has none) and its traced run, made once."""
+    attack = next((a for a in ctx.attacks if isinstance(a, GradientAttack) and a.framework == "robust"
+                   and a.schedule(ctx.eps).steps > 1), None) or _pgd(ctx, steps=20)
+    if "run" not in ctx.traced:
+        ctx.traced["run"] = loss_trace(ctx, attack)
+    return attack, ctx.traced["run"]
+
+
+def _label(attack: GradientAttack, ctx: Context) -> str:
+    return f"{attack.name.upper()}-{attack.schedule(ctx.eps).steps}"
 
 
 def loss_still_improving(ctx: Context) -> Check:
-    plan = _iterative(ctx)
+    attack, run = trace_of(ctx)
+    plan = attack.schedule(ctx.eps)
     steps, size = plan.steps, plan.step_size
-    trace = loss_trace(ctx, plan)
+    assert run.trace is not None
+    trace = run.trace
     failing = trace[-1] < 0
     if steps < 10 or not bool(failing.any()):
-        return _result("loss-still-improving", "pass", f"PGD-{steps} on {len(ctx.x)} points: "
+        return _result("loss-still-improving", "pass", f"{_label(attack, ctx)} on {len(ctx.x)} points: "
                        + ("too few steps to judge" if steps < 10 else "no point survived, so none still needed steps"))
     tail = trace[-1][failing] - trace[int(0.9 * steps)][failing]
     total = (trace[-1][failing] - trace[0][failing]).clamp_min(1e-12)
     share = float(tail.sum() / total.sum())
     status: CheckStatus = "warn" if share > 0.05 else "pass"
-    return _result("loss-still-improving", status, f"PGD-{steps} (step {size:.3g}) on the {int(failing.sum())} of "
+    return _result("loss-still-improving", status, f"{_label(attack, ctx)} (first step {size:.3g}) on the {int(failing.sum())} of "
                    f"{len(ctx.x)} points it did not break: the last 10% of the steps made {share:.1%} of the margin "
                    "loss's progress (over 5%, half the pace of a steady climb, means more steps would find more)")
 

@@ -45,6 +45,8 @@ class BatchOutcome:
     forward: int = 0
     backward: int = 0
     violations: int = 0
+    forward_rows: int = 0
+    backward_rows: int = 0
 
     @classmethod
     def merge(cls, parts: list[BatchOutcome]) -> BatchOutcome:
@@ -53,11 +55,13 @@ class BatchOutcome:
             kept.update(p.kept)
         return cls(torch.cat([p.points for p in parts]), torch.cat([p.l2 for p in parts]),
                    torch.cat([p.linf for p in parts]), kept, sum(p.seconds for p in parts),
-                   sum(p.forward for p in parts), sum(p.backward for p in parts), sum(p.violations for p in parts))
+                   sum(p.forward for p in parts), sum(p.backward for p in parts), sum(p.violations for p in parts),
+                   sum(p.forward_rows for p in parts), sum(p.backward_rows for p in parts))
 
     def as_state(self) -> dict[str, Any]:
         return {"points": self.points, "l2": self.l2, "linf": self.linf, "kept": self.kept, "seconds": self.seconds,
-                "forward": self.forward, "backward": self.backward, "violations": self.violations}
+                "forward": self.forward, "backward": self.backward, "violations": self.violations,
+                "forward_rows": self.forward_rows, "backward_rows": self.backward_rows}
 
 
 def _distributed() -> tuple[int, int]:
@@ -180,14 +184,14 @@ def run_batch(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tenso
 
 def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.Tensor, part: torch.Tensor,
                   eps: float, norm: str, seed: int, keep: int) -> BatchOutcome:
-    res: AttackResult = attack(model, x[part], y[part], eps=eps if attack.needs_eps else None, seed=seed)
+    res: AttackResult = attack(model, x[part], y[part], eps=eps if attack.needs_eps or attack.takes_eps else None, seed=seed)
     hit = res.success.cpu()
     l2 = torch.where(hit, res.l2.cpu(), float("nan"))
     linf = torch.where(hit, res.linf.cpu(), float("nan"))
     inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
     kept = {int(part[pos]): res.x_adv[pos].detach().cpu().clone() for pos in inside[:keep].tolist()}
     return BatchOutcome(part.cpu().clone(), l2, linf, kept, res.seconds, res.forward_passes, res.backward_passes,
-                        res.violations)
+                        res.violations, res.forward_samples, res.backward_samples)
 
 
 def progress_bar(items: Iterable[int], total: int, desc: str, show: bool) -> Iterable[int]:

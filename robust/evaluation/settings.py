@@ -51,9 +51,12 @@ def batch_size_for(batch_size: int | str, model: Classifier, n: int) -> int:
 
 
 def resolve_attacks(attacks: Sequence[AttackSpec] | AttackSpec, norm: str) -> list[Attack]:
-    """Attack objects for this evaluation's norm; names and specs (``pgd:steps=10``) are created with it."""
+    """Attack objects for this evaluation's norm; names and specs (``pgd:steps=10``) are created with it.
+
+    A preset (``standard``) stands for its components, which run as separate attacks of the cascade.
+    """
     listed = [attacks] if isinstance(attacks, (str, Attack)) else list(attacks)
-    return [_resolve(attack, norm) for attack in listed]
+    return [part for attack in listed for part in _resolve(attack, norm).components()]
 
 
 def _resolve(attack: AttackSpec, norm: str) -> Attack:

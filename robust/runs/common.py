@@ -21,7 +21,7 @@ class RunOptions:
 
     model: str = "resnet"
     weights: str | None = None
-    attacks: tuple[str, ...] = ("pgd",)
+    attacks: tuple[str, ...] = ()  # none given: evaluate runs the standard preset, compare runs pgd
     dataset: str = "mnist"
     n: int = 1000
     eps: tuple[str, ...] = ()

@@ -27,7 +27,7 @@ class EvaluateOptions(RunOptions):
 class CompareOptions(RunOptions):
     """``robust compare``: each attack through several frameworks on the same points."""
 
-    frameworks: str = "robust,art,foolbox"
+    frameworks: str = "robust,art,foolbox,autoattack"
 
 
 def run_evaluate(options: EvaluateOptions) -> Finished:
@@ -38,7 +38,7 @@ def run_evaluate(options: EvaluateOptions) -> Finished:
     rank, device = distributed.setup(options.device)
     levels, size = budgets(options, options.eps_sweep), batch_size(options.batch_size)
     target = out_dir(options, options.resume)
-    attacks = attacks_for(options.attacks, options.framework)
+    attacks = attacks_for(options.attacks or ("standard",), options.framework)
     model, data = load(options, device)
     model = defended(model, options.defenses, options.naive)
     detector = calibrated_detector(options.detector, model, options.dataset)
@@ -63,7 +63,7 @@ def run_compare(options: CompareOptions) -> Finished:
     if size == "auto":
         raise RobustError("compare takes a fixed --batch-size (the frameworks run on the same batches)")
     target = out_dir(options)
-    attacks = attacks_for(options.attacks)
+    attacks = attacks_for(options.attacks or ("pgd",))
     frameworks = [f.strip() for f in options.frameworks.split(",") if f.strip()]
     model, data = load(options, options.device)
     result = run(model, data, attacks, frameworks=frameworks, eps=eps, norm=options.norm, batch_size=int(size),
