@@ -85,6 +85,7 @@ class BoundaryAttack(Attack):
 
     name = "boundary"
     needs_eps = False
+    gradient_free = True
     parameters = (
         Param("norm", str, "l2", "l2 only", choices=("l2",)),
         Param("max_queries", int, 5000, "model queries per sample, initialization included", low=1),
