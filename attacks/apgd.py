@@ -18,6 +18,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from robust.attack import clip, per_sample, project
@@ -62,6 +64,7 @@ class CheckpointStepper:
         self.size = torch.full((len(x),), 2.0 * eps, device=x.device, dtype=x.dtype)
         self.checks = checkpoints(steps)
         self.since = self.seen = 0
+        self.prev: torch.Tensor = x
 
     def step(self, t: int, xa: torch.Tensor, grad: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
         if t == 0:
@@ -128,8 +131,9 @@ class APGD(GradientAttack):
     """
 
     name = "apgd"
-    parameters = (NORM, STEPS, RESTARTS, Param("loss", str, "ce", "the loss ascended (see robust.losses)",
-                                               choices=tuple(LOSSES)), RHO)
+    parameters: ClassVar[tuple[Param, ...]] = (
+        NORM, STEPS, RESTARTS, Param("loss", str, "ce", "the loss ascended (see robust.losses)", choices=tuple(LOSSES)),
+        RHO)
     evaluates_last = True
 
     def schedule(self, eps: float) -> Schedule:

@@ -26,6 +26,7 @@ STEPS=(
     "bench_pgd|60|$PY benchmarks/bench_pgd.py --device cuda --quick"
     "bench_minimization|90|$PY benchmarks/bench_minimization.py --device cuda --quick"
     "bench_defenses|60|$PY benchmarks/bench_defenses.py --device cuda --quick"
+    "bench_autoattack|150|$PY benchmarks/bench_autoattack.py --device cuda --models cnn-at --n 500"
     "bench_precision_compile|240|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
 )
 
