@@ -209,7 +209,12 @@ def hopeless(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, no
     21 forward and backward passes per point; None (or fewer than 3 classes) keeps every point.
     """
     none = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    if threshold is None or len(x) == 0 or int(model.num_classes or 0) < 3:
+    if threshold is None or len(x) == 0:
+        return none
+    if model.num_classes is None:  # known after the first call
+        with torch.no_grad():
+            model(x[:1])
+    if int(model.num_classes or 0) < 3:
         return none
     screen = APGD(norm=norm, loss="dlr", steps=SCREEN_STEPS)
     plan = screen.schedule(eps)

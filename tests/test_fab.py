@@ -181,7 +181,8 @@ def test_refusals_name_the_parameter(params: dict[str, Any], name: str, linear_o
 
 def test_declared_defaults() -> None:
     assert robust.create_attack("fab-t").params == {"norm": "linf", "steps": 100, "restarts": 1, "eta": 1.05,
-                                                    "beta": 0.9, "alpha_max": 0.1, "targets": 9}
+                                                    "beta": 0.9, "alpha_max": 0.1, "targets": 9,
+                                                    "screen": None}
     fab = robust.create_attack("fab")
     assert "targets" not in fab.params and not fab.needs_eps and fab.takes_eps
 

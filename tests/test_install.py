@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ATTACKS = ["boundary", "cw", "deepfool", "fgsm", "pgd"]
+ATTACKS = ["apgd", "apgd-t", "boundary", "cw", "deepfool", "fab", "fab-t", "fgsm", "pgd", "square", "standard"]
 DEFENSES = ["adversarial-training", "feature-squeezing", "jpeg", "spatial-smoothing"]
 
 

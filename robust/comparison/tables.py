@@ -114,6 +114,7 @@ _AA_EPS = ("eps", "eps", _E, "bounds (lo, hi) other than (0, 1): AutoAttack sees
            "and eps / (hi - lo)")
 _AA_LAST = "AutoAttack returns the last misclassified iterate, ours the first"
 _AA_TOP = ("the top classes by logit at the clean point other than the label, in turn; at most classes - 1")
+_AA_SCREEN = ("screen", None, _N, "AutoAttack attacks every point given; set screen=none for the same")
 
 
 def _fab_rows(targeted: bool) -> list[Row]:
@@ -130,6 +131,7 @@ def _fab_rows(targeted: bool) -> list[Row]:
             " (targeted=True aims at the top classes itself)" if targeted else ""))]
     if targeted:
         rows.insert(-1, ("targets", "n_target_classes", _E, "with targeted=True: " + _AA_TOP))
+        rows.insert(-1, _AA_SCREEN)
     return rows
 
 
@@ -144,6 +146,7 @@ ROWS["autoattack"] = {
         ("rho", "rho", _E, ""),
         ("targets", "n_target_classes", _E, _AA_TOP + "; AutoAttack needs 4 classes for the targeted DLR (ours "
          "falls back to the targeted margin)"),
+        _AA_SCREEN,
         ("targeted", None, _N, "untargeted only, as ours (success is any misclassification): APGDAttack_targeted "
          "takes no target labels")],
     "fab": _fab_rows(False),
@@ -156,7 +159,7 @@ ROWS["autoattack"] = {
         ("restarts", "n_restarts", _A, "ours share the budget, the remainder going to the first restarts; "
          "AutoAttack gives each restart the same n_queries"),
         ("loss", "loss", _E, "margin or ce untargeted; targeted runs use the cross-entropy of the target in both"),
-        ("targeted", "targeted", _E, "y holds the targets")],
+        _AA_SCREEN, ("targeted", "targeted", _E, "y holds the targets")],
     "standard": [
         ("eps", "eps", _E, "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T, Square, each on the points "
          "the earlier ones left robust, as ours; bounds rescaled as for APGD"),
@@ -166,6 +169,8 @@ ROWS["autoattack"] = {
          "AutoAttack's own: 9"),
         ("queries", "n_queries (square)", _E, "n_queries = queries - 2: ours counts the clean check and the start; "
          "AutoAttack's own: 5000 (ours 5002)"),
+        ("screen", None, _N, "AutoAttack runs APGD-T, FAB-T and Square on every point APGD-CE left robust; "
+         "set screen=none for the same"),
         ("targeted", None, _N, "untargeted only, as ours")],
 }
 
