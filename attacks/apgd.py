@@ -22,7 +22,7 @@ from typing import ClassVar
 
 import torch
 
-from robust.attack import clip, per_sample, project
+from robust.attack import clip, num_classes, per_sample, project
 from robust.gradient import NORM, RESTARTS, GradientAttack, Schedule, descend, steepest_direction
 from robust.losses import LOSSES, AimedLossFn, LossFn, dlr, targeted_dlr
 from robust.model import Classifier
@@ -209,12 +209,7 @@ def hopeless(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, no
     21 forward and backward passes per point; None (or fewer than 3 classes) keeps every point.
     """
     none = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    if threshold is None or len(x) == 0:
-        return none
-    if model.num_classes is None:  # known after the first call
-        with torch.no_grad():
-            model(x[:1])
-    if int(model.num_classes or 0) < 3:
+    if threshold is None or len(x) == 0 or num_classes(model, x) < 3:
         return none
     screen = APGD(norm=norm, loss="dlr", steps=SCREEN_STEPS)
     plan = screen.schedule(eps)
