@@ -11,23 +11,32 @@
 # one runs. Exit status: 0 if every step passed, 1 if one did not, 2 if no CUDA device is
 # visible or the environment cannot be set up. Set GPU_CHECK_OUT=DIR to copy the JSON and the
 # log there at the end.
+#
+# Offline (a CUDA image with Python and torch but no package index): make a bundle where the
+# index is reachable (benchmarks/offline_bundle.sh DIR), bring it along, and run with
+# GPU_CHECK_BUNDLE=DIR: the image's python3 (or GPU_CHECK_PYTHON) is used with the bundle's
+# packages on PYTHONPATH and its MNIST files, and this project is installed into it, editable,
+# without dependencies.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 PY=.venv/bin/python
+BUNDLE=${GPU_CHECK_BUNDLE-}
+[ -n "$BUNDLE" ] && PY=${GPU_CHECK_PYTHON:-python3}
 RESULTS=benchmarks/results
 # name | time limit in seconds | command (run from the repository root). The compiled cases come
 # last and apart: a cold torch.compile is the longest and least predictable step, and a step
 # that runs out of time writes no figures.
 STEPS=(
     "tests|90|$PY -m pytest --device cuda -m cuda -q -p no:cacheprovider"
-    "bench_cascade|90|$PY benchmarks/bench_cascade.py --device cuda"
-    "bench_precision|60|$PY benchmarks/bench_precision.py --device cuda --no-compile"
-    "bench_pgd|60|$PY benchmarks/bench_pgd.py --device cuda --quick"
-    "bench_minimization|90|$PY benchmarks/bench_minimization.py --device cuda --quick"
-    "bench_defenses|60|$PY benchmarks/bench_defenses.py --device cuda --quick"
-    "bench_autoattack|150|$PY benchmarks/bench_autoattack.py --device cuda --models cnn-at --n 500"
-    "bench_precision_compile|240|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
+    "bench_autoattack_cnn_at|100|$PY benchmarks/bench_autoattack.py --device cuda --models cnn-at --n 500 --section autoattack-cnn-at"
+    "bench_pgd|40|$PY benchmarks/bench_pgd.py --device cuda --quick"
+    "bench_precision|40|$PY benchmarks/bench_precision.py --device cuda --no-compile"
+    "bench_cascade|40|$PY benchmarks/bench_cascade.py --device cuda"
+    "bench_defenses|35|$PY benchmarks/bench_defenses.py --device cuda --quick"
+    "bench_minimization|50|$PY benchmarks/bench_minimization.py --device cuda --quick"
+    "bench_autoattack_resnet_at|90|$PY benchmarks/bench_autoattack.py --device cuda --models resnet-at --n 500 --section autoattack-resnet-at"
+    "bench_precision_compile|90|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
 )
 
 die() {
@@ -59,13 +68,30 @@ preflight() {
 }
 
 setup() {
-    if [ ! -x "$PY" ]; then
+    if [ -n "$BUNDLE" ]; then
+        [ -d "$BUNDLE/site" ] && [ -d "$BUNDLE/mnist" ] || die "GPU_CHECK_BUNDLE=$BUNDLE holds no site/ and mnist/ (make it with benchmarks/offline_bundle.sh)"
+        export PYTHONPATH="$(cd "$BUNDLE" && pwd)/site${PYTHONPATH:+:$PYTHONPATH}"
+        export ROBUST_MNIST_DIR="$(cd "$BUNDLE" && pwd)/mnist"
+        "$PY" -m pip install -q --no-deps --no-build-isolation --no-index -e . \
+            || die "could not install this project into $PY from the bundle"
+    elif [ ! -x "$PY" ]; then
         echo "gpu_check: no $PY; creating it with 'make install' (wheels from the package index)"
         make install || die "'make install' failed"
         [ -x "$PY" ] || die "'make install' did not create $PY"
     fi
     "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' \
         || die "no CUDA device is visible to torch $("$PY" -c 'import torch; print(f"{torch.__version__} (built for CUDA {torch.version.cuda})")' 2>/dev/null)"
+}
+
+# Copy the log and the figures to $GPU_CHECK_OUT (after every step, so a run cut short keeps them).
+copy_out() {
+    [ -n "${GPU_CHECK_OUT-}" ] || return 0
+    mkdir -p "$GPU_CHECK_OUT"
+    local file
+    for file in "$log" "$RESULTS/$slug.json"; do
+        [ -f "$file" ] && cp "$file" "$GPU_CHECK_OUT"/
+    done
+    return 0
 }
 
 run_steps() {
@@ -86,7 +112,8 @@ run_steps() {
             *) status="failed (exit $rc)" ;;
         esac
         [ "$rc" -eq 0 ] || failed=1
-        summary+=("$(printf '%-24s %-18s %5ss' "$name" "$status" "$((SECONDS - start))")")
+        summary+=("$(printf '%-26s %-18s %5ss' "$name" "$status" "$((SECONDS - start))")")
+        copy_out
     done
     echo
     echo "=== summary"
@@ -96,7 +123,7 @@ run_steps() {
 
 case "${1-}" in
     --dry-run) dry_run; exit 0 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     "") ;;
     *) die "unknown argument '$1' (use --dry-run or --help)" ;;
 esac
@@ -109,11 +136,6 @@ mkdir -p "$RESULTS"
 log="$RESULTS/gpu-check-$slug.log"
 run_steps 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-if [ -n "${GPU_CHECK_OUT-}" ]; then
-    mkdir -p "$GPU_CHECK_OUT"
-    for file in "$log" "$RESULTS/$slug.json"; do
-        if [ -f "$file" ]; then cp "$file" "$GPU_CHECK_OUT"/; else echo "gpu_check: no $file to copy" >&2; fi
-    done
-fi
+copy_out
 echo "gpu_check: log in $log, figures in $RESULTS/$slug.json"
 exit "$rc"

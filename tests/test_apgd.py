@@ -44,6 +44,7 @@ def test_a_stalled_loss_halves_the_step_and_returns_to_the_best_point(linear_ora
     assert bool((reached > clean).all())
 
 
+@pytest.mark.cuda
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_linear_oracle(norm: str, linear_oracle: Any) -> None:
     """A point falls at eps exactly when its minimal distance is below eps."""
@@ -55,6 +56,7 @@ def test_linear_oracle(norm: str, linear_oracle: Any) -> None:
     assert torch.equal(res.success.cpu()[clear], (dist < eps)[clear])
 
 
+@pytest.mark.cuda
 def test_targeted_call_reaches_the_targets(linear_oracle: Any) -> None:
     o = linear_oracle
     target = (o.y + 1) % 10

@@ -135,6 +135,7 @@ def test_queries_are_budgeted(norm: str, digits: Any) -> None:
     assert counter.calls - 1 <= budget, "one batched call per iteration"
 
 
+@pytest.mark.cuda
 def test_restarts_share_the_budget(digits_model: robust.Classifier, digits: Any) -> None:
     x, y = digits.x[:40], digits.y[:40]
     one = robust.create_attack("square", queries=90)(digits_model, x, y, eps=0.1, seed=1)
@@ -146,6 +147,7 @@ def test_restarts_share_the_budget(digits_model: robust.Classifier, digits: Any)
     assert not torch.equal(one.x_adv, three.x_adv)
 
 
+@pytest.mark.cuda
 def test_targeted(digits_model: robust.Classifier, digits: Any) -> None:
     x, y = digits.x[:40], digits.y[:40]
     target = (y + 1) % 10

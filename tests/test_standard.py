@@ -14,6 +14,7 @@ from robust.cli import main
 CHEAP = "standard:steps=10,targets=2,queries=100"
 
 
+@pytest.mark.cuda
 def test_an_evaluation_runs_the_components_as_its_cascade(digits_model: robust.Classifier, digits: Any) -> None:
     x, y = digits.x[:96], digits.y[:96]
     result = robust.evaluate(digits_model, (x, y), CHEAP, eps=0.1)
@@ -30,6 +31,7 @@ def test_an_evaluation_runs_the_components_as_its_cascade(digits_model: robust.C
     assert result.robust_accuracy == result.attacks[-1].robust_accuracy
 
 
+@pytest.mark.cuda
 def test_as_one_attack_it_is_the_worst_case_of_its_components(digits_model: robust.Classifier, digits: Any) -> None:
     x, y = digits.x[:96], digits.y[:96]
     whole = robust.create_attack(CHEAP)(digits_model, x, y, eps=0.1)
