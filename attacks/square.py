@@ -22,9 +22,9 @@ import math
 
 import torch
 
-from robust.attack import Attack, clip, confirm, is_adversarial, per_sample
+from robust.attack import Attack, clip, confirm, is_adversarial, num_classes, per_sample
 from robust.errors import RobustError
-from robust.losses import LOSSES
+from robust.losses import LOSSES, dlr
 from robust.model import Classifier
 from robust.params import NORMS, Param
 
@@ -32,6 +32,9 @@ from .apgd import SCREEN, hopeless
 from .square_l2 import l2_size, l2_start, l2_step, random_corners, random_signs, window_masks
 
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # p halves after each of these iterations
+# (share of a run's budget, share of ``prune``): after 10% of the queries a point whose best DLR loss is
+# below -prune is given up, after 20% one below -0.8 prune, after 40% one below -0.6 prune
+PRUNE_AT = ((0.1, 1.0), (0.2, 0.8), (0.4, 0.6))
 
 
 def fraction(p_init: float, iteration: int) -> float:
@@ -100,6 +103,11 @@ class Square(Attack):
         screen: leave out the points a 20-step APGD-DLR run leaves with a DLR loss below
             ``-screen`` (:func:`robust.attacks.apgd.hopeless`; default None: search every point).
             The screen uses gradients only to choose points; it never breaks one for Square.
+        prune: stop searching the points whose best point is still far from the boundary:
+            a DLR loss below ``-prune`` after 10% of a run's queries, below ``-0.8 prune``
+            after 20%, below ``-0.6 prune`` after 40% (default None: never). The search's own
+            queries decide, so no gradient is needed; a point the search keeps bringing closer
+            keeps its whole budget. Untargeted, 3 classes or more.
 
     Returns ``(x_adv, queries)``: ``x_adv`` (N, C, H, W) holds each sample's first fooling
     point, or its best-loss point over the restarts; ``queries`` (N,) long, at most
@@ -118,6 +126,9 @@ class Square(Attack):
         Param("loss", str, "margin", "untargeted loss: margin or ce (targeted runs use cross-entropy)",
               choices=("margin", "ce")),
         SCREEN,
+        Param("prune", float, None, "stop searching the points whose best DLR loss is still below -prune after 10% "
+              "of the queries (-0.8 prune after 20%, -0.6 prune after 40%); none: search every point to the end",
+              low=0, nullable=True),
     )
 
     @torch.no_grad()
@@ -126,7 +137,7 @@ class Square(Attack):
         assert eps is not None  # needs_eps: the harness refuses a call without one
         images = as_images(x)
         queries = torch.ones(len(x), dtype=torch.long, device=x.device)
-        score, fooled = self.evaluate(model, images, y, targeted, x.shape[1:])
+        score, fooled, _ = self.evaluate(model, images, y, targeted, x.shape[1:])
         score.fill_(-math.inf)  # any restart's point beats the clean input
         x_adv = images.clone()
         skip = hopeless(model, x, y, eps, self.norm, None if targeted else self.params["screen"], generator)
@@ -157,32 +168,47 @@ class Square(Attack):
         l2 = self.norm == "l2"
         bounds = model.bounds
         best = (l2_start if l2 else linf_start)(x, eps, bounds, generator)
-        score, fooled = self.evaluate(model, best, y, targeted, shape)
+        score, fooled, near = self.evaluate(model, best, y, targeted, shape)
         used = torch.ones(len(x), dtype=torch.long, device=x.device)
+        searching = ~fooled
+        prune = self.pruning(targeted, model, x)
+        levels = {} if prune is None else {max(int(share * budget), 1): -level * prune for share, level in PRUNE_AT}
         for it in range(budget - 1):
-            if not bool((~fooled).any()):
+            if it + 1 in levels:
+                searching &= near >= levels[it + 1]
+            if not bool(searching.any()):
                 break
-            idx = (~fooled).nonzero().squeeze(1)
+            idx = searching.nonzero().squeeze(1)
             p = fraction(float(self.params["p_init"]), it)
             if l2:
                 cand = l2_step(x[idx], best[idx], eps, l2_size(p, h, w), bounds, generator)
             else:
                 cand = linf_step(x[idx], best[idx], eps, linf_size(p, h, w), bounds, generator)
-            value, hit = self.evaluate(model, cand, y[idx], targeted, shape)
+            value, hit, closeness = self.evaluate(model, cand, y[idx], targeted, shape)
             improved = value > score[idx]
             best[idx] = torch.where(per_sample(improved | hit, cand), cand, best[idx])
             score[idx] = torch.where(improved, value, score[idx])
+            near[idx] = torch.where(improved, closeness, near[idx])
             fooled[idx], used[idx] = hit, used[idx] + 1
+            searching[idx] = ~hit
         return best, score, fooled, used
 
+    def pruning(self, targeted: bool, model: Classifier, x: torch.Tensor) -> float | None:
+        """The DLR level below which a point is given up at the checkpoints, or None (no pruning)."""
+        prune = self.params["prune"]
+        if prune is None or targeted or num_classes(model, x) < 3:
+            return None
+        return float(prune)
+
     def evaluate(self, model: Classifier, xs: torch.Tensor, y: torch.Tensor, targeted: bool, shape: torch.Size
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One batched query: the loss to ascend (n,) and which rows are adversarial (n,).
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One batched query: the loss to ascend (n,), which rows are adversarial (n,) and their DLR loss (n,).
 
         A gradient-free pass is the model's judging pass (fp32 even on a bf16 Classifier), so
         the loss and the flags come from the logits success is judged on. The flags still go
         through :func:`~robust.ops.confirm`, which re-runs the flagged rows only on a model whose
-        gradient passes are approximate; that re-check is not counted as a query.
+        gradient passes are approximate; that re-check is not counted as a query. The DLR loss
+        (what ``prune`` reads) is 0 where the model has fewer than 3 classes or the run is targeted.
         """
         inputs = xs.reshape(-1, *shape)
         logits = model(inputs)
@@ -192,4 +218,5 @@ class Square(Attack):
             value = LOSSES[self.params["loss"]](logits, y, False)
         hit = confirm(model, inputs, is_adversarial(logits, y, targeted),
                       lambda rows, exact: is_adversarial(exact, y[rows], targeted))
-        return value, hit
+        closeness = dlr(logits.float(), y) if not targeted and logits.shape[1] >= 3 else torch.zeros_like(value)
+        return value, hit, closeness

@@ -119,7 +119,8 @@ def test_targets_never_exceed_the_classes() -> None:
     model = small_digits_model()
     digits = robust.load_dataset("digits")
     res = robust.create_attack("fab-t", steps=3, targets=50)(model, digits.x[:8], digits.y[:8])
-    assert res.forward_passes == 1 + 9 * 3 * 2  # the clean pass, then 9 targets of 3 steps, 2 passes a step
+    # the clean pass, then 9 targets of 3 steps (one forward and one backward pass each) and a last judging pass
+    assert (res.forward_passes, res.backward_passes) == (1 + 9 * (3 + 1), 9 * 3)
 
 
 @pytest.mark.parametrize("name,params", [("fab-t", {"targets": 3}), ("fab", {}), ("fab-t", {"norm": "l2", "restarts": 2})])

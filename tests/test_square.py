@@ -192,3 +192,27 @@ def test_refusals_name_the_parameter(name: str, value: object, digits_model: rob
 def test_needs_eps(digits_model: robust.Classifier, digits: Any) -> None:
     with pytest.raises(RobustError, match="needs eps"):
         robust.create_attack("square")(digits_model, digits.x[:4], digits.y[:4])
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 0.1), ("l2", 1.0)])
+def test_prune_gives_up_only_points_far_from_the_boundary(norm: str, eps: float, digits_model: robust.Classifier,
+                                                          digits: Any) -> None:
+    from robust.attacks.square import PRUNE_AT
+    from robust.losses import dlr
+
+    x, y = digits.x[:160], digits.y[:160]
+    budget, prune = 200, 0.3
+    full = robust.create_attack("square", norm=norm, queries=budget)(digits_model, x, y, eps=eps, seed=0)
+    pruned = robust.create_attack("square", norm=norm, queries=budget, prune=prune)(digits_model, x, y, eps=eps, seed=0)
+    assert full.queries is not None and pruned.queries is not None
+    assert int(pruned.queries.sum()) < int(full.queries.sum())
+    with torch.no_grad():
+        closeness = dlr(digits_model(pruned.x_adv).float(), y.to(pruned.x_adv.device)).cpu()
+    given_up = torch.zeros(len(x), dtype=torch.bool)
+    for share, level in PRUNE_AT:  # a point given up stopped at a checkpoint (+1: the clean check) ...
+        at = (pruned.queries.cpu() == int(share * (budget - 1)) + 1) & ~pruned.success.cpu()
+        assert bool((closeness[at] < -level * prune).all()), "... and its best point was below that checkpoint's level"
+        given_up |= at
+    assert 0 < int(given_up.sum()) < len(x)
+    ran_out = (pruned.queries.cpu() == budget) & ~pruned.success.cpu()
+    assert bool(ran_out.any()), "a point kept within reach searches to the end"

@@ -159,7 +159,9 @@ ROWS["autoattack"] = {
         ("restarts", "n_restarts", _A, "ours share the budget, the remainder going to the first restarts; "
          "AutoAttack gives each restart the same n_queries"),
         ("loss", "loss", _E, "margin or ce untargeted; targeted runs use the cross-entropy of the target in both"),
-        _AA_SCREEN, ("targeted", "targeted", _E, "y holds the targets")],
+        _AA_SCREEN, ("prune", None, _N, "AutoAttack searches every point with its whole budget; set prune=none for "
+                     "the same"),
+        ("targeted", "targeted", _E, "y holds the targets")],
     "standard": [
         ("eps", "eps", _E, "AutoAttack(version='standard'): APGD-CE, APGD-T, FAB-T, Square, each on the points "
          "the earlier ones left robust, as ours; bounds rescaled as for APGD"),
@@ -171,6 +173,8 @@ ROWS["autoattack"] = {
          "AutoAttack's own: 5000 (ours 5002)"),
         ("screen", None, _N, "AutoAttack runs APGD-T, FAB-T and Square on every point APGD-CE left robust; "
          "set screen=none for the same"),
+        ("prune", None, _N, "AutoAttack's Square searches every point with its whole budget; set prune=none for "
+         "the same"),
         ("targeted", None, _N, "untargeted only, as ours")],
 }
 
