@@ -6,6 +6,7 @@
 #
 #   benchmarks/gpu_check.sh            # run it (creates .venv with `make install` if missing)
 #   benchmarks/gpu_check.sh --dry-run  # print the steps and their time limits, run nothing
+#   GPU_CHECK_STEPS=tests,bench_pgd benchmarks/gpu_check.sh   # only the named steps
 #
 # Each step has a time limit; a step that fails or runs out of time is reported and the next
 # one runs. Exit status: 0 if every step passed, 1 if one did not, 2 if no CUDA device is
@@ -96,11 +97,14 @@ copy_out() {
 
 run_steps() {
     local failed=0 step name limit cmd start rc status summary=()
-    echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "gpu_check: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), commit ${GPU_CHECK_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
     nvidia-smi 2>/dev/null || true
     "$PY" -c 'import torch, torchvision; print("torch", torch.__version__, "CUDA", torch.version.cuda, "torchvision", torchvision.__version__, "device", torch.cuda.get_device_name(0))'
     for step in "${STEPS[@]}"; do
         IFS='|' read -r name limit cmd <<<"$step"
+        if [ -n "${GPU_CHECK_STEPS-}" ] && [[ ",$GPU_CHECK_STEPS," != *",$name,"* ]]; then
+            continue
+        fi
         echo
         echo "=== $name (limit ${limit}s): $cmd"
         start=$SECONDS
@@ -123,7 +127,7 @@ run_steps() {
 
 case "${1-}" in
     --dry-run) dry_run; exit 0 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     "") ;;
     *) die "unknown argument '$1' (use --dry-run or --help)" ;;
 esac

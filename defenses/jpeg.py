@@ -136,14 +136,21 @@ def _jpeg(pixels: torch.Tensor, quality: int) -> torch.Tensor:
 
 
 def jpeg_codec(pixels: torch.Tensor, quality: int) -> torch.Tensor:
-    """The real codec through torchvision (a batch list; nvJPEG when the tensors are on CUDA)."""
+    """The real codec through torchvision: nvJPEG for RGB batches on CUDA, libjpeg-turbo otherwise.
+
+    nvJPEG encodes only three-channel images and decodes only from bytes held on the CPU, so
+    greyscale batches on CUDA go through the CPU codec and the result comes back to the device.
+    """
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its codecs in favour of torchcodec
         warnings.simplefilter("ignore", DeprecationWarning)
         from torchvision.io import decode_jpeg, encode_jpeg
 
-        as_bytes = torch.round(pixels).clamp(0, 255).to(torch.uint8)
-        decoded = decode_jpeg(encode_jpeg(list(as_bytes), quality=quality), device=pixels.device)
-    return torch.stack(list(decoded)).to(pixels.dtype)
+        on_gpu = pixels.is_cuda and pixels.shape[1] == 3
+        device = pixels.device if on_gpu else torch.device("cpu")
+        as_bytes = torch.round(pixels).clamp(0, 255).to(device=device, dtype=torch.uint8)
+        encoded = [data.cpu() for data in encode_jpeg(list(as_bytes), quality=quality)]
+        decoded = decode_jpeg(encoded, device=device)
+    return torch.stack(list(decoded)).to(device=pixels.device, dtype=pixels.dtype)
 
 
 class JPEG(PreprocessingDefense):

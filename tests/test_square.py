@@ -153,8 +153,8 @@ def test_targeted(digits_model: robust.Classifier, digits: Any) -> None:
     target = (y + 1) % 10
     for norm, eps in (("linf", 0.3), ("l2", 3.0)):
         res = robust.create_attack("square", norm=norm, queries=300)(digits_model, x, target, eps=eps, targeted=True)
-        predicted = digits_model.predict(res.x_adv)
-        assert torch.equal(res.success, predicted == target)
+        predicted = digits_model.predict(res.x_adv).cpu()
+        assert torch.equal(res.success.cpu(), predicted == target)
         assert float(res.success.float().mean()) >= 0.5, (norm, float(res.success.float().mean()))
         assert res.queries is not None and int(res.queries.max()) <= 300
 
