@@ -30,13 +30,13 @@ RESULTS=benchmarks/results
 # that runs out of time writes no figures.
 STEPS=(
     "tests|90|$PY -m pytest --device cuda -m cuda -q -p no:cacheprovider"
-    "bench_autoattack_cnn_at|100|$PY benchmarks/bench_autoattack.py --device cuda --models cnn-at --n 500 --section autoattack-cnn-at"
+    "bench_autoattack_cnn_at|110|$PY benchmarks/bench_autoattack.py --device cuda --models cnn-at --n 500 --section autoattack-cnn-at"
     "bench_pgd|40|$PY benchmarks/bench_pgd.py --device cuda --quick"
     "bench_precision|40|$PY benchmarks/bench_precision.py --device cuda --no-compile"
     "bench_cascade|40|$PY benchmarks/bench_cascade.py --device cuda"
     "bench_defenses|35|$PY benchmarks/bench_defenses.py --device cuda --quick"
     "bench_minimization|50|$PY benchmarks/bench_minimization.py --device cuda --quick"
-    "bench_autoattack_resnet_at|90|$PY benchmarks/bench_autoattack.py --device cuda --models resnet-at --n 500 --section autoattack-resnet-at"
+    "bench_autoattack_resnet_at|120|$PY benchmarks/bench_autoattack.py --device cuda --models resnet-at --n 500 --section autoattack-resnet-at"
     "bench_precision_compile|90|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
 )
 
