@@ -7,7 +7,8 @@ into the next iterate. The loop never runs a per-sample Python loop or leaves th
 
 - with ``early_exit``, a point whose iterate is adversarial (confirmed by an exact forward
   pass where gradient passes are approximate) keeps that iterate and leaves the batch, so
-  later steps get cheaper; the model is never called on an empty batch;
+  later steps get cheaper (on a GPU the batch shrinks once at most half its rows are left:
+  each new batch size costs new kernel plans); the model is never called on an empty batch;
 - with ``trace``, the best loss so far of every point is recorded after every step, plus
   one evaluation of the last iterate (``steps + 1`` rows).
 
@@ -154,6 +155,7 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
     """
     n = len(start)
     idx = torch.arange(n, device=start.device)
+    alive = torch.ones(n, dtype=torch.bool, device=start.device)  # rows of the batch still attacked
     xa, x_adv = start.detach(), start.detach().clone()
     fooled = torch.zeros(n, dtype=torch.bool, device=start.device)
     best = torch.full((n,), float("-inf"), device=start.device) if trace else None
@@ -163,26 +165,38 @@ def descend(model: Classifier, y: torch.Tensor, start: torch.Tensor, stepper: St
         logits, value, grad = loss_and_gradient(model, xa, _objective(loss, y[idx], targeted,
                                                                        None if aim is None else aim[idx]))
         if best is not None:
-            best[idx] = torch.maximum(best[idx], value)
+            live = idx[alive]
+            best[live] = torch.maximum(best[live], value[alive])
             rows.append(best.clone())
-            flat[idx] += (grad.flatten(1).abs().amax(dim=1) == 0).long()
+            flat[live] += (grad[alive].flatten(1).abs().amax(dim=1) == 0).long()
         if early_exit:
-            done = _fooled(model, xa, logits, y[idx], targeted)
+            done = _fooled(model, xa, logits, y[idx], targeted) & alive
             if bool(done.any()):
                 x_adv[idx[done]], fooled[idx[done]] = xa[done], True
-                keep = ~done
-                idx, xa, grad, value = idx[keep], xa[keep], grad[keep], value[keep]
-                stepper.keep(keep)
-                if idx.numel() == 0:
-                    break
+                alive = alive & ~done
+                if _compact(alive):
+                    keep = alive
+                    idx, xa, grad, value, alive = idx[keep], xa[keep], grad[keep], value[keep], alive[keep]
+                    stepper.keep(keep)
+                    if idx.numel() == 0:
+                        break
         if t == steps:
             break
         xa = stepper.step(t, xa, grad, value).detach()
     if idx.numel():
-        x_adv[idx] = stepper.result(xa).detach()
+        x_adv[idx[alive]] = stepper.result(xa).detach()[alive]
     if best is not None:  # points that left early keep their best loss on the remaining rows
         rows += [best.clone() for _ in range(steps + 1 - len(rows))]
     return Descent(x_adv, fooled, torch.stack(rows) if rows else None, flat if trace else None)
+
+
+def _compact(alive: torch.Tensor) -> bool:
+    """Whether to drop the rows that left from the batch now. On the CPU at once, so later steps
+    get cheaper. On a GPU only once at most half the rows are left: every new batch size costs
+    new kernel plans, and a few idle rows cost less than that, so at most log2(N) sizes occur."""
+    if alive.device.type != "cuda":
+        return True
+    return 2 * int(alive.sum()) <= len(alive)
 
 
 def _objective(loss: LossFn | AimedLossFn, y: torch.Tensor, targeted: bool,

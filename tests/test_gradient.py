@@ -351,3 +351,24 @@ def test_trace_keeps_its_shape_when_every_point_leaves_at_once(digits_model: rob
     assert found.trace is not None and found.trace.shape == (6, 8)
     assert torch.equal(found.trace, found.trace[:1].expand(6, 8))
     assert bool(found.fooled.all()) and torch.equal(found.x_adv, x)
+
+
+@pytest.mark.parametrize("spec", ["pgd:steps=20", "apgd:steps=20,loss=dlr", "apgd:steps=20,norm=l2"])
+def test_halving_batches_find_what_shrinking_ones_do(spec: str, digits_model: robust.Classifier, digits: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU's rule (drop finished rows once at most half are left) changes batch sizes, not results."""
+    import robust.gradient as gradient
+
+    x, y = batch(digits, n=96)
+    eps = 0.1 if "l2" not in spec else 0.8
+    model, recorder = recorded(digits_model)
+    shrinking = robust.create_attack(spec)(model, x, y, eps=eps, seed=4)
+    every = list(recorder.sizes)
+    recorder.sizes.clear()
+    monkeypatch.setattr(gradient, "_compact", lambda alive: 2 * int(alive.sum()) <= len(alive))
+    halving = robust.create_attack(spec)(model, x, y, eps=eps, seed=4)
+    assert torch.equal(halving.success, shrinking.success) and 0 < int(shrinking.success.sum()) < len(x)
+    assert torch.allclose(halving.x_adv, shrinking.x_adv, atol=1e-6)
+    assert len(set(recorder.sizes)) < len(set(every)), (sorted(set(recorder.sizes)), sorted(set(every)))
+    sizes = sorted(set(recorder.sizes) - {len(x)}, reverse=True)
+    assert all(2 * b <= a for a, b in zip([len(x)] + sizes, sizes)), "each new size is at most half the last"

@@ -29,7 +29,7 @@ from robust.model import Classifier
 
 NORMS = {"linf": "Linf", "l2": "L2"}
 APGD_LOSSES = ("ce", "dlr")
-STANDARD = {"steps": 100, "targets": 9, "queries": 5000}  # what AutoAttack's standard version sets
+STANDARD = {"steps": 100, "targets": 9, "queries": 5000, "restarts": 1}  # what AutoAttack's standard version sets
 LOGGER = "auto-attack"
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -126,6 +126,7 @@ def _standard(f: nn.Module, p: dict[str, Any], norm: str, eps: float, seed: int,
         aa.apgd = APGDAttack(f, **common)
         aa.apgd_targeted = APGDAttack_targeted(f, **common)
     aa.fab.n_iter = steps
+    aa.apgd.n_restarts = p["restarts"]
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = targets
     aa.square.n_queries = _square_queries(p["queries"], 1)
     return lambda u, y: aa.run_standard_evaluation(u, y, batch_size=len(u))[0]

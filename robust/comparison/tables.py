@@ -169,6 +169,7 @@ ROWS["autoattack"] = {
          "checkpoints follow); AutoAttack's own: 100"),
         ("targets", "n_target_classes (apgd_targeted, fab)", _E, "set on the objects, at most classes - 1; "
          "AutoAttack's own: 9"),
+        ("restarts", "n_restarts (apgd)", _E, "set on the object; AutoAttack's own: 1, ours 2"),
         ("queries", "n_queries (square)", _E, "n_queries = queries - 2: ours counts the clean check and the start; "
          "AutoAttack's own: 5000 (ours 5002)"),
         ("screen", None, _N, "AutoAttack runs APGD-T, FAB-T and Square on every point APGD-CE left robust; "
