@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,19 @@ class PassCounter:
     backward: int = 0
     forward_rows: int = 0
     backward_rows: int = 0
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images are brought to a model's input size before it sees them (its loader's knowledge).
+
+    Attributes:
+        resize: the short side is resized to this many pixels first (None: no resize).
+        crop: then the center ``crop`` x ``crop`` pixels are kept (None: no crop).
+    """
+
+    resize: int | None = None
+    crop: int | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -54,6 +67,13 @@ class Classifier(nn.Module):
         mean: per-channel mean subtracted before the module (optional).
         std: per-channel standard deviation divided by before the module (optional).
         device: ``"auto"``/``None`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
+        preprocessing: the resize and center crop that image files need before this model
+            (what its loader knows, e.g. 256 then 224 for ImageNet models); image datasets
+            read for it use this unless told otherwise.
+
+    The module may return logits (N, K), a tuple or list whose first element is the logits
+    (as many research models do), or a mapping or output object with a ``logits`` entry
+    (Hugging Face models): the logits are taken from it.
 
     Example:
         >>> model = robust.Classifier(net, bounds=(0, 1), mean=[0.1307], std=[0.3081])
@@ -68,6 +88,7 @@ class Classifier(nn.Module):
         mean: float | Sequence[float] | torch.Tensor | None = None,
         std: float | Sequence[float] | torch.Tensor | None = None,
         device: str | torch.device | None = None,
+        preprocessing: Preprocessing | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(module, nn.Module):
@@ -80,6 +101,7 @@ class Classifier(nn.Module):
         self.bounds = (lo, hi)
         self.mean = _stats(mean, self.device)
         self.std = _stats(std, self.device)
+        self.preprocessing = preprocessing
         self.counter = PassCounter()
         self.name = type(module).__name__
         self._num_classes: int | None = None
@@ -178,11 +200,11 @@ class Classifier(nn.Module):
     def _logits(self, z: torch.Tensor, fast: bool) -> torch.Tensor:
         module = self._compiled if self._compiled is not None else self.module
         if not fast:
-            return module(z)
+            return logits_of(module(z))
         if self.device.type == "cuda" and z.ndim == 4:
             z = z.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            logits = module(z)
+            logits = logits_of(module(z))
         return logits.float()
 
     def _count_backward(self, grad: torch.Tensor) -> None:
@@ -230,6 +252,20 @@ class Classifier(nn.Module):
                 f"inputs lie in [{lo:.4g}, {hi:.4g}], outside the model's bounds {self.bounds}; "
                 "pass unnormalized inputs and give mean/std to the Classifier"
             )
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """The logits in a module's output: the tensor itself, the first element of a tuple or list,
+    or the ``logits`` entry of a mapping or output object (Hugging Face's ``ModelOutput``)."""
+    if torch.is_tensor(output):
+        return output
+    if isinstance(output, (tuple, list)) and output and torch.is_tensor(output[0]):
+        return output[0]
+    found = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
+    if torch.is_tensor(found):
+        return found
+    raise RobustError(f"the model returned a {type(output).__name__}; it must return logits (a tensor), a tuple "
+                      "whose first element is the logits, or a mapping or object with a 'logits' tensor")
 
 
 def as_classifier(model: nn.Module, device: str | torch.device | None = None) -> Classifier:
