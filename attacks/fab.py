@@ -72,6 +72,9 @@ ALPHA_MAX = Param("alpha_max", float, 0.1, "largest weight of the original point
                   low=0, high=1)
 TARGETS = Param("targets", int, 9, "target classes, the top ones by logit at the clean point other than the label",
                 low=1)
+PRUNE = Param("prune", float, None, "with eps: after 30% of a run's steps, give up the points whose closest adversarial "
+              "point so far lies beyond prune * eps (or none was found); none: every step", low=1, nullable=True)
+PRUNE_AT = 0.3  # share of a run's steps after which ``prune`` judges
 START_RADIUS = {"linf": 0.3, "l2": 1.0}  # restart radius (times the box span) without eps or a success: the reference's eps
 
 
@@ -174,11 +177,13 @@ class FAB(Attack):
         towards ``x0``; the pulled-back point keeps the iterate's hyperplane, its offset moved
         along the gradient (exact where the model is linear between the two points), so it needs
         no pass of its own. With ``early`` (eps given) a sample leaves once its best distance is
-        within ``best.bar``.
+        within ``best.bar``, and, with ``prune``, after 30% of the steps if it is still beyond
+        ``prune * best.bar``.
         """
         beta = float(self.params["beta"])
         x0 = best.x[idx]
         steps = int(self.params["steps"])
+        give_up_at = max(int(PRUNE_AT * steps), 1) if self.params.get("prune") is not None else -1
         for t in range(steps):
             xa = xa.detach().requires_grad_(True)
             logits = model(xa)
@@ -193,6 +198,8 @@ class FAB(Attack):
                 xa = torch.where(per_sample(hit, xa), back, xa)
                 if early:
                     keep = best.dist[idx] > best.bar
+                    if t + 1 == give_up_at:
+                        keep &= best.dist[idx] <= float(self.params.get("prune") or 0) * best.bar
                     if not bool(keep.any()):
                         return
                     if not bool(keep.all()):
@@ -281,6 +288,11 @@ class FABTargeted(FAB):
             the label (default 9; never more than the model has other classes).
         screen: with eps, leave out the points a 20-step APGD-DLR run leaves with a DLR loss
             below ``-screen`` (:func:`robust.attacks.apgd.hopeless`; default None: every point).
+        prune: with eps, a target's run gives up, after 30% of its steps, the points whose
+            closest adversarial point found so far (by any target) lies beyond ``prune * eps``
+            (default None: never). FAB's distance falls fast and then slowly: on the zoo's
+            resnet-at, the one point FAB-T broke after APGD-T was at 1.07 eps after 30 steps,
+            while 1.3 eps gives up on two thirds of the rest.
 
     Each target costs one forward pass with gradients and one backward pass a step. With ``eps``, a target runs only on the points that no earlier target
     broke within eps; without it, every target runs on every point, so the closest boundary
@@ -289,7 +301,7 @@ class FABTargeted(FAB):
     """
 
     name = "fab-t"
-    parameters = (NORM, STEPS, RESTARTS, ETA, BETA, ALPHA_MAX, TARGETS, SCREEN)
+    parameters = (NORM, STEPS, RESTARTS, ETA, BETA, ALPHA_MAX, TARGETS, SCREEN, PRUNE)
 
     def untargeted(self, model: Classifier, best: Best, clean: torch.Tensor, y: torch.Tensor, eps: float | None,
                    generator: torch.Generator) -> None:

@@ -47,6 +47,8 @@ class Standard(Attack):
             (default 0.6; None searches every point to the end, as AutoAttack does). On the
             zoo's adversarially trained models every point Square broke after APGD-T and FAB-T
             was above those levels, while they left about two thirds of Square's queries unspent.
+        fab_prune: FAB-T gives up, after 30% of a target's steps, the points whose closest
+            adversarial point found lies beyond ``fab_prune * eps`` (default 1.3; None: every step).
     """
 
     name = "standard"
@@ -62,6 +64,8 @@ class Standard(Attack):
         Param("prune", float, 0.6, "Square gives up the points whose best DLR loss is still below -prune after 10% "
               "of its queries (-0.8 prune after 20%, -0.6 prune after 40%); none: every point to the end",
               low=0, nullable=True),
+        Param("fab_prune", float, 1.3, "FAB-T gives up, after 30% of a target's steps, the points whose closest "
+              "adversarial point lies beyond fab_prune * eps; none: every step", low=1, nullable=True),
     )
 
     def components(self) -> list[Attack]:
@@ -70,7 +74,7 @@ class Standard(Attack):
         common = {"norm": p["norm"], "screen": p["screen"]}
         return [create_attack("apgd", norm=p["norm"], steps=p["steps"], restarts=p["restarts"], loss="ce"),
                 create_attack("apgd-t", steps=p["steps"], targets=p["targets"], **common),
-                create_attack("fab-t", steps=p["steps"], targets=p["targets"], **common),
+                create_attack("fab-t", steps=p["steps"], targets=p["targets"], prune=p["fab_prune"], **common),
                 create_attack("square", queries=p["queries"], prune=p["prune"], **common)]
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,

@@ -86,6 +86,7 @@ class Evaluation:
     naive: dict[str, Any] | None = None
     detection: dict[str, Any] | None = None
     sweep: list[dict[str, Any]] | None = None
+    classes: list[str] = field(default_factory=list)  # the dataset's class names, by label, when known
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:

@@ -55,8 +55,8 @@ def test_image_folder(tmp_path: Path) -> None:
         for i in range(2):
             write_png(torch.full((1, 6, 6), 40 * i, dtype=torch.uint8), str(tmp_path / label / f"{i}.png"))
     data = load_dataset(str(tmp_path))
-    assert data.classes == ["cat", "dog"] and data.y.tolist() == [0, 0, 1, 1]
-    assert data.x.shape == (4, 1, 6, 6)
+    assert data.classes == ["cat", "dog"] and data.labels == [0, 0, 1, 1]
+    assert len(data) == 4 and tuple(data[3][0].shape) == (1, 6, 6) and float(data[3][0].max()) == pytest.approx(40 / 255)
 
 
 def test_torchvision_reader_without_download(tmp_path: Path) -> None:

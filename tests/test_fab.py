@@ -180,10 +180,26 @@ def test_refusals_name_the_parameter(params: dict[str, Any], name: str, linear_o
         attack(linear_oracle.model, linear_oracle.x[:2], linear_oracle.y[:2])
 
 
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_prune_gives_up_only_points_beyond_reach(norm: str, linear_oracle: Any) -> None:
+    """On the linear oracle FAB lands on the closest boundary at once: points beyond 1.3 eps are given up
+    after 30% of the steps, the others run as before and are broken exactly when within eps."""
+    o = linear_oracle
+    dist = o.min_distance(norm)
+    eps = float(dist.quantile(0.3))
+    runs = [robust.create_attack("fab-t", norm=norm, steps=20, prune=p)(o.model, o.x, o.y, eps=eps)
+            for p in (None, 1.3)]
+    assert torch.equal(runs[0].success.cpu(), runs[1].success.cpu())
+    clear = (dist - eps).abs() > 0.01 * eps
+    assert torch.equal(runs[1].success.cpu()[clear], (dist <= eps)[clear])
+    far = int((dist > 1.3 * eps).sum())
+    assert far > 0 and runs[1].backward_samples < runs[0].backward_samples - far * 10
+
+
 def test_declared_defaults() -> None:
     assert robust.create_attack("fab-t").params == {"norm": "linf", "steps": 100, "restarts": 1, "eta": 1.05,
                                                     "beta": 0.9, "alpha_max": 0.1, "targets": 9,
-                                                    "screen": None}
+                                                    "screen": None, "prune": None}
     fab = robust.create_attack("fab")
     assert "targets" not in fab.params and not fab.needs_eps and fab.takes_eps
 

@@ -79,15 +79,36 @@ def run_options(func: Callable[..., None]) -> Callable[..., None]:
     """The options that ``evaluate`` and ``compare`` share (the fields of ``robust.runs.common.RunOptions``)."""
     options = [
         click.option("--model", default="resnet", show_default=True,
-                     help="Zoo name, package.module:attr, TorchScript file, or torchvision architecture (with --weights)."),
-        click.option("--weights", type=click.Path(dir_okay=False), help="State-dict file for the model."),
+                     help="Zoo name, timm:NAME[:k=v,...], hf:FOLDER, torchvision architecture (with --weights), "
+                     "package.module:attr or TorchScript file; `robust list models` says what each takes. "
+                     "Nothing is downloaded."),
+        click.option("--weights", type=click.Path(dir_okay=False),
+                     help="Local state-dict file for the model (for timm: also a training checkpoint)."),
+        click.option("--bounds", metavar="LO,HI",
+                     help="Smallest and largest valid input value, e.g. 0,255 [default: the loader's, mostly 0,1]."),
+        click.option("--normalization", type=click.Choice(["imagenet", "cifar10", "cifar100", "none"]),
+                     help="Per-channel mean/std preset applied inside the model [default: the loader's: ImageNet for "
+                     "torchvision, the pretrained config for timm, the image processor for hf:, none otherwise]."),
+        click.option("--mean", metavar="M1,M2,M3", help="Per-channel mean subtracted inside the model (with --std)."),
+        click.option("--std", metavar="S1,S2,S3", help="Per-channel standard deviation divided by inside the model "
+                     "(with --mean)."),
         click.option("--attack", "attacks", multiple=True,
                      help="Attack as NAME[:k=v,...]; repeatable. `robust list attacks` shows each one's parameters "
                      "[default: standard (AutoAttack's cascade) in evaluate, pgd in compare]."),
         click.option("--dataset", default="mnist", show_default=True,
-                     help="mnist, digits, mnist:ROOT, cifar10:ROOT, .npz/.pt file or image folder."),
+                     help="mnist, digits, samples:cifar10|cifar100|imagenet|mnist|fashion-mnist (20 real test images "
+                     "each), mnist:ROOT, cifar10:ROOT, cifar100:ROOT, .npz/.pt file, or a folder of class folders "
+                     "(ImageNet WordNet-id folders get the standard class indices). `robust list datasets`."),
         click.option("--n", "--samples", "n", type=int, default=1000, show_default=True,
                      help="Number of test samples (spell it --samples under torchrun, whose own options claim --n)."),
+        click.option("--resize", type=int, help="Image files: resize the short side to N pixels first "
+                     "[default: the model's own preprocessing, e.g. 256 for ImageNet models; else none]."),
+        click.option("--crop", type=int, help="Image files: then keep the center N x N pixels [default: the model's own, "
+                     "e.g. 224; else none]."),
+        click.option("--chunk-size", type=int, help="Points read and attacked together: memory grows with it, not with "
+                     "--n [default: data in memory at once, image files in chunks of about 256 MiB]."),
+        click.option("--workers", type=int, help="Processes that read and decode images ahead of the attacks "
+                     "[default: up to 4]."),
         click.option("--eps", multiple=True,
                      help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]; repeatable in evaluate."),
         click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True),

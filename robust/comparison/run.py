@@ -21,6 +21,7 @@ from robust.comparison.external import PIP_NAMES, external_attack
 from robust.data import Data
 from robust.errors import RobustError
 from robust.evaluation.cascade import prepare, record, run_cascade
+from robust.evaluation.outcome import merge
 from robust.evaluation.settings import check_eps
 from robust.model import Classifier
 from robust.registry import ATTACKS
@@ -64,10 +65,11 @@ def compare(
         raise RobustError("nothing to compare: no installed framework offers these attacks")
     job = prepare(model, data, runs, norm=norm, batch_size=batch_size, device=device, seed=seed, cascade=False,
                   progress=progress)
-    main = run_cascade(job, eps)
+    main = merge([run_cascade(part, eps) for part in job.parts()])
     comparison = {
         "frameworks": {f: v for f, v in versions.items() if v is not None}, "missing": missing, "skipped": skipped,
-        "mapping": mapping, "agreement": _agreement(job.attacks, main.masks, main.correct), "capabilities": fw.capabilities(),
+        "mapping": mapping, "agreement": _agreement(job.attacks, [r.broke for r in main.runs], main.correct),
+        "capabilities": fw.capabilities(),
     }
     return record(job, main, command=command, comparison=comparison)
 

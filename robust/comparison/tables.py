@@ -132,6 +132,7 @@ def _fab_rows(targeted: bool) -> list[Row]:
     if targeted:
         rows.insert(-1, ("targets", "n_target_classes", _E, "with targeted=True: " + _AA_TOP))
         rows.insert(-1, _AA_SCREEN)
+        rows.insert(-1, ("prune", None, _N, "AutoAttack runs every step for every point; set prune=none for the same"))
     return rows
 
 
@@ -176,6 +177,7 @@ ROWS["autoattack"] = {
          "set screen=none for the same"),
         ("prune", None, _N, "AutoAttack's Square searches every point with its whole budget; set prune=none for "
          "the same"),
+        ("fab_prune", None, _N, "AutoAttack's FAB-T runs every step for every point; set fab_prune=none for the same"),
         ("targeted", None, _N, "untargeted only, as ours")],
 }
 

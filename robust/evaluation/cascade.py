@@ -8,8 +8,8 @@ The result is assembled once, from everything the evaluation found, and then fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,30 +17,33 @@ import torch
 from torch import nn
 
 from robust.attack import Attack
-from robust.data import Data, collect
+from robust.data import Data
+from robust.data.catalog import is_image_files, load_dataset
+from robust.data.stream import Chunk, Source, as_source
 from robust.defense import defense_chain, naive_model
 from robust.errors import RobustError
-from robust.evaluation.detection import detection_summary
+from robust.evaluation.detection import Detection
 from robust.evaluation.environment import environment
+from robust.evaluation.checks import SUBSET
 from robust.evaluation.examples import EXAMPLES, build_examples
 from robust.evaluation.memory import PeakMemory
+from robust.evaluation.outcome import AttackRun, Cascade, gather, merge, samples
 from robust.evaluation.runner import Batches, Distances, RunState, fingerprint, progress_bar, run_batch, run_key
 from robust.evaluation.settings import (AttackSpec, as_model, batch_size_for, check_norm, clean_predictions,
                                         eps_levels, resolve_attacks)
 from robust.model import Classifier
-from robust.result import AttackSummary, Check, Evaluation, Norm
+from robust.result import Check, Evaluation, Norm
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Job:
-    """Everything an evaluation settled before its first attack: model, points, attacks, batching."""
+    """Everything an evaluation settled before its first attack; ``x``, ``y``, ``clean`` and
+    ``index`` hold the chunk being attacked (its points, labels, clean predictions, global indices)."""
 
     model: Classifier
-    x: torch.Tensor
-    y: torch.Tensor
-    dataset: str
+    source: Source
     attacks: list[Attack]
     norm: str
     batches: Batches
@@ -48,25 +51,27 @@ class Job:
     cascade: bool = True
     progress: bool = False
     state: RunState = field(default_factory=RunState)
+    chunk: int = 0
+    workers: int | None = None
+    x: torch.Tensor = field(default_factory=lambda: torch.empty(0))
+    y: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
     clean: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    index: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
 
+    @property
+    def dataset(self) -> str:
+        return self.source.name
 
-@dataclass
-class Cascade:
-    """The attacks' outcomes at one eps: per point and per attack."""
+    def parts(self) -> Iterator[Job]:
+        """This job on each chunk of its source (this process's share under torchrun), clean pass made."""
+        pin = self.model.device.type == "cuda"
+        for chunk in self.source.chunks(self.chunk, workers=self.workers, pin=pin, rank=self.state.rank,
+                                        world=self.state.world):
+            yield self.on(chunk)
 
-    eps: float
-    correct: torch.Tensor
-    robust: torch.Tensor
-    broken_by: list[str | None]
-    found: Distances
-    summaries: list[AttackSummary] = field(default_factory=list)
-    masks: list[torch.Tensor] = field(default_factory=list)  # per attack: the points it broke within eps
-    adversarial: dict[int, torch.Tensor] = field(default_factory=dict)  # kept images, in the order found
-
-    def picks(self) -> dict[int, tuple[str, torch.Tensor]]:
-        """The first few adversarial examples found, with the attack that found each, for the report."""
-        return {j: (str(self.broken_by[j]), image) for j, image in list(self.adversarial.items())[:EXAMPLES]}
+    def on(self, chunk: Chunk) -> Job:
+        clean = clean_predictions(self.model, chunk.x, chunk.y, self.batches.size)
+        return replace(self, x=chunk.x, y=chunk.y, clean=clean, index=chunk.index)
 
 
 def evaluate(
@@ -87,6 +92,8 @@ def evaluate(
     detector: Any = None,
     checkpoint: str | Path | None = None,
     resume: bool = False,
+    chunk_size: int | None = None,
+    workers: int | None = None,
 ) -> Evaluation:
     """Measure clean and robust accuracy of ``model`` on ``data`` under ``attacks``.
 
@@ -94,12 +101,13 @@ def evaluate(
         model: a :class:`~robust.Classifier` (used as it is), a plain ``nn.Module`` (bounds
             (0, 1)) or a zoo name / model spec understood by :func:`robust.load_model`.
         data: an ``(x, y)`` pair of tensors, a torch ``Dataset``, a ``DataLoader`` or a
-            dataset name understood by :func:`robust.load_dataset`; a dataset's ``name`` is recorded.
+            dataset name understood by :func:`robust.load_dataset` (image files are read with the
+            model's own preprocessing); a dataset's ``name`` and ``classes`` are recorded.
         attacks: attack names, specs (``"pgd:steps=10"``) or configured attack objects, run in this order.
         eps: perturbation budget in input space, in ``norm``; several values evaluate each
             (recorded in ``sweep``), and the largest is the headline.
         norm: "linf" or "l2"; attacks created here by name use it.
-        batch_size: samples per attack call, or ``"auto"``: on CUDA the whole set, halved
+        batch_size: samples per attack call, or ``"auto"``: on CUDA the whole chunk, halved
             (and the batch retried) on an out-of-memory error; 256 on the CPU.
         device: "auto"/None, "cpu" or "cuda"; moves a plain module (a Classifier keeps its own).
         seed: seeds every attack's randomness.
@@ -116,67 +124,119 @@ def evaluate(
         checkpoint: a state file rewritten atomically after every batch; with ``resume``, a run
             killed at any point continues from it and ends with the same per-sample results.
             The file stays after success (the command line deletes it once the result is written).
+        chunk_size: points read and attacked together (see :mod:`robust.data.stream`); default:
+            data held in memory in one chunk, anything else in chunks of about 256 MiB of images.
+            Memory grows with the chunk, not with the dataset; only the per-sample outcomes and a
+            few example images are kept.
+        workers: DataLoader worker processes that read and decode ahead (default: up to 4).
 
     Returns:
         A frozen :class:`~robust.result.Evaluation`; robust accuracy is the per-sample worst case.
     """
     levels = eps_levels(eps)
     job = prepare(model, data, attacks, norm=norm, batch_size=batch_size, device=device, seed=seed, cascade=cascade,
-                  progress=progress, checkpoint=checkpoint, resume=resume)
-    keep = len(job.y) if detector is not None else EXAMPLES
-    main = run_cascade(job, levels[-1], keep=keep)
-    sweep = [run_cascade(job, e) for e in levels[:-1]] + [main] if len(levels) > 1 else None
-    extras: dict[str, Any] = {"sweep": [sweep_entry(c) for c in sweep] if sweep else None}
-    if naive and defense_chain(job.model):
-        extras["naive"] = naive_entry(job, main.eps)
+                  progress=progress, checkpoint=checkpoint, resume=resume, chunk_size=chunk_size, workers=workers)
+    found: dict[str, list[Cascade]] = {"main": [], "naive": [], **{f"eps={e!r}": [] for e in levels[:-1]}}
+    subset: list[tuple[torch.Tensor, torch.Tensor]] = []  # the first correctly classified points, for the checks
+    watch = Detection(detector) if detector is not None else None
+    for part in _progress(job):
+        main = run_cascade(part, levels[-1], keep=len(part.y) if watch else EXAMPLES)
+        found["main"].append(main)
+        for e in levels[:-1]:
+            found[f"eps={e!r}"].append(run_cascade(part, e))
+        if naive and defense_chain(job.model):
+            found["naive"].append(run_cascade(part, levels[-1], model=naive_model(job.model)))
+        if watch is not None:
+            watch.add(part.x[main.correct], _adversarial(main))
+            main.picks = dict(list(main.picks.items())[:EXAMPLES])
+        if checks and sum(len(y) for _, y in subset) < SUBSET:
+            subset.append((part.x[main.correct][:SUBSET].clone(), part.y[main.correct][:SUBSET]))
+    main, extras = _assemble(job, found, levels)
     if checks and job.state.rank == 0:
-        extras["checks"] = run_checks(job, main)
-    if detector is not None:
-        extras["detection"] = detect(detector, job, main)
+        extras["checks"] = run_checks(job, subset, main)
+    if watch is not None:
+        extras["detection"] = watch.summary(job.state.split)
     return record(job, main, command=command, **extras)
+
+
+def _progress(job: Job) -> Iterator[Job]:
+    """The job's chunks, with a progress bar over them when there are several."""
+    total = -(-len(job.source) // job.chunk)
+    if total <= 1:
+        yield from job.parts()
+        return
+    yield from progress_bar(job.parts(), total, "chunks", job.progress, unit="chunk")
+
+
+def _assemble(job: Job, found: dict[str, list[Cascade]], levels: list[float]) -> tuple[Cascade, dict[str, Any]]:
+    """Every process's chunks put together: the headline cascade, and the sweep and naive entries."""
+    together = gather if job.state.split else list
+    merged = {key: merge(together(parts)) for key, parts in found.items() if parts}
+    main = merged["main"]
+    sweep = [sweep_entry(merged[f"eps={e!r}"]) for e in levels[:-1]] + [sweep_entry(main)] if len(levels) > 1 else None
+    extras: dict[str, Any] = {"sweep": sweep}
+    if "naive" in merged:
+        extras["naive"] = naive_entry(job, merged["naive"])
+    return main, extras
+
+
+def _adversarial(run: Cascade) -> torch.Tensor:
+    images = [adv for _, _, adv in run.picks.values()]
+    return torch.stack(images) if images else torch.empty(0)
 
 
 def prepare(model: nn.Module | str, data: Data | str, attacks: Sequence[AttackSpec] | AttackSpec, *, norm: str,
             batch_size: int | str, device: str | torch.device | None, seed: int, cascade: bool, progress: bool,
-            checkpoint: str | Path | None = None, resume: bool = False) -> Job:
-    """Resolve and check everything, then make the clean pass."""
+            checkpoint: str | Path | None = None, resume: bool = False, chunk_size: int | None = None,
+            workers: int | None = None) -> Job:
+    """Resolve and check everything before the first chunk is read."""
     check_norm(norm)
     clf = as_model(model, device)
-    x, y, name = collect(data)
-    size = batch_size_for(batch_size, clf, len(x))
+    source = as_source(_dataset(data, clf))
+    size = batch_size_for(batch_size, clf, len(source))
     runs = resolve_attacks(attacks, norm)
     path = Path(checkpoint) if checkpoint else None
     if resume and path is None:
         raise RobustError("resume=True continues from a checkpoint file: pass checkpoint=PATH")
-    clean = clean_predictions(clf, x, y, size)
-    state = RunState(path, resume, fingerprint(clf, x, y) if path is not None else "")
-    return Job(clf, x, y, name, runs, norm, Batches(size), seed, cascade, progress, state, clean)
+    state = RunState(path, resume, fingerprint(clf, source) if path is not None else "")
+    chunk = source.chunk_size(size, chunk_size)
+    state.split = state.world > 1 and len(source) > chunk  # several chunks: each process reads and attacks its own
+    return Job(clf, source, runs, norm, Batches(size), seed, cascade, progress, state, chunk, workers)
+
+
+def _dataset(data: Data | str, model: Classifier) -> Any:
+    """A dataset name is loaded with the model's own preprocessing (resize and crop) for image files."""
+    prep = model.preprocessing
+    if not isinstance(data, str) or prep is None or not is_image_files(data):
+        return load_dataset(data) if isinstance(data, str) else data
+    return load_dataset(data, resize=prep.resize, crop=prep.crop)
 
 
 def run_cascade(job: Job, eps: float, model: Classifier | None = None, keep: int = EXAMPLES) -> Cascade:
-    """Every attack of ``job`` at ``eps`` (on ``model``, default the job's), as a cascade or side by side."""
+    """Every attack of ``job`` on its chunk at ``eps`` (on ``model``, default the job's), as a cascade or side by side."""
     correct = job.clean == job.y
-    out = Cascade(eps, correct, correct.clone(), [None] * len(job.y), Distances.empty(len(job.y)))
+    n = len(job.y)
+    out = Cascade(eps, job.index, job.clean, job.y, correct, correct.clone(), [None] * n, Distances.empty(n))
     for i, attack in enumerate(job.attacks):
         pool = out.robust if job.cascade else correct
-        found, stats = run_attack(job, model or job.model, attack, pool, eps, job.seed + 1000 * i, keep)
+        found, stats = run_attack(job, model or job.model, attack, pool, eps, job.seed + 1000 * i + int(job.index[0]),
+                                  keep)
         newly = found.within(eps, job.norm)
-        out.masks.append(newly)
-        _credit(out, attack, newly, found)
+        _credit(out, job, attack, newly, found, keep)
         out.found.keep_smaller(found)
         out.robust &= ~newly
-        left = out.robust if job.cascade else correct & ~newly
-        out.summaries.append(AttackSummary(robust_accuracy=float(left.float().mean()), **stats))
+        left = out.robust.clone() if job.cascade else correct & ~newly
+        out.runs.append(AttackRun(stats, found, left, newly))
     return out
 
 
-def _credit(out: Cascade, attack: Attack, newly: torch.Tensor, found: Distances) -> None:
+def _credit(out: Cascade, job: Job, attack: Attack, newly: torch.Tensor, found: Distances, keep: int) -> None:
     """Name ``attack`` as the breaker of the points it broke first, and keep a few of their images."""
     label = attack.name if attack.framework == "robust" else f"{attack.name} ({attack.framework})"
     for j in (newly & out.robust).nonzero().flatten().tolist():
         out.broken_by[j] = label
-        if j in found.kept:
-            out.adversarial[j] = found.kept[j]
+        if j in found.kept and len(out.picks) < keep:
+            out.picks[int(job.index[j])] = (label, job.x[j].clone(), found.kept[j])
 
 
 def run_attack(job: Job, model: Classifier, attack: Attack, pool: torch.Tensor, eps: float, seed: int,
@@ -187,7 +247,7 @@ def run_attack(job: Job, model: Classifier, attack: Attack, pool: torch.Tensor, 
     """
     idx = pool.nonzero().flatten()
     batches = job.batches.cut(idx)
-    key = run_key(attack, eps, seed, idx, model)
+    key = run_key(attack, eps, seed, job.index[idx], model)
     mine = job.state.mine(len(batches))
     with PeakMemory(model.device) as memory:
         for b in progress_bar(mine, len(mine), attack.name, job.progress):
@@ -198,89 +258,52 @@ def run_attack(job: Job, model: Classifier, attack: Attack, pool: torch.Tensor, 
     parts = job.state.gather(key, len(batches))
     found = Distances.gather(len(job.y), parts, keep)
     broken = int(found.within(eps, job.norm).sum())
-    hits = ~torch.isnan(found.l2)
     stats = {
         "name": attack.name, "framework": attack.framework, "params": _jsonable(attack.params),
-        "success_rate": broken / max(len(idx), 1), "median_l2": _median(found.l2[hits]),
-        "median_linf": _median(found.linf[hits]), "seconds": sum(p.seconds for p in parts),
-        "forward_passes": sum(p.forward for p in parts), "backward_passes": sum(p.backward for p in parts),
-        **_per_sample(sum(p.forward_rows for p in parts), sum(p.backward_rows for p in parts), len(idx)),
-        "attacked": len(idx), "broken": broken, "violations": sum(p.violations for p in parts),
-        "mean_l2": _mean(found.l2[hits]), "mean_linf": _mean(found.linf[hits]), "peak_memory_mb": memory.mib,
+        "seconds": sum(p.seconds for p in parts), "forward_passes": sum(p.forward for p in parts),
+        "backward_passes": sum(p.backward for p in parts), "forward_samples": sum(p.forward_rows for p in parts),
+        "backward_samples": sum(p.backward_rows for p in parts), "attacked": len(idx), "broken": broken,
+        "violations": sum(p.violations for p in parts), "peak_memory_mb": memory.mib,
     }
     log.info("%s broke %d of %d points in %.2f s", attack.name, broken, len(idx), stats["seconds"])
     return found, stats
 
 
 def record(job: Job, main: Cascade, *, command: str | None = None, **extras: Any) -> Evaluation:
-    """The frozen result of ``job``'s headline cascade, with whatever else the caller measured."""
-    y = job.y
+    """The frozen result of ``job``'s headline cascade (all chunks merged), with whatever else the caller measured."""
     return Evaluation(
-        model=job.model.name, dataset=job.dataset, n=len(y), eps=float(main.eps), norm=cast(Norm, job.norm),
+        model=job.model.name, dataset=job.dataset, n=len(main.y), eps=float(main.eps), norm=cast(Norm, job.norm),
         seed=job.seed, clean_accuracy=float(main.correct.float().mean()),
-        robust_accuracy=float(main.robust.float().mean()), attacks=main.summaries,
-        samples=_samples(y, job.clean, main.broken_by, main.found), cascade=job.cascade,
-        environment=environment(job.model, command), examples=build_examples(job.model, job.x, y, main.picks()),
-        defenses=[d.describe() for d in defense_chain(job.model)], **{k: v for k, v in extras.items() if v is not None},
+        robust_accuracy=float(main.robust.float().mean()), attacks=main.summaries(), samples=samples(main),
+        cascade=job.cascade, environment=environment(job.model, command), examples=build_examples(job.model, main),
+        defenses=[d.describe() for d in defense_chain(job.model)], classes=job.source.classes,
+        **{k: v for k, v in extras.items() if v is not None},
     )
 
 
 def sweep_entry(run: Cascade) -> dict[str, Any]:
     return {"eps": run.eps, "robust_accuracy": float(run.robust.float().mean()),
             "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy}
-                        for a in run.summaries]}
+                        for a in run.summaries()]}
 
 
-def naive_entry(job: Job, eps: float) -> dict[str, Any]:
+def naive_entry(job: Job, other: Cascade) -> dict[str, Any]:
     """The same attacks through every defense's true gradients: what a naive evaluation would report."""
     naive = naive_model(job.model)
-    other = run_cascade(job, eps, model=naive)
     return {"robust_accuracy": float(other.robust.float().mean()), "defenses": [d.describe() for d in defense_chain(naive)],
             "attacks": [{"name": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy,
-                         "success_rate": a.success_rate} for a in other.summaries]}
+                         "success_rate": a.success_rate} for a in other.summaries()]}
 
 
-def run_checks(job: Job, main: Cascade) -> list[Check]:
+def run_checks(job: Job, subset: list[tuple[torch.Tensor, torch.Tensor]], main: Cascade) -> list[Check]:
+    """The checks on the first correctly classified points this process read."""
     from robust.evaluation.checks import run_checks as check
 
+    x = torch.cat([x for x, _ in subset]) if subset else torch.empty(0)
+    y = torch.cat([y for _, y in subset]) if subset else torch.empty(0, dtype=torch.long)
     keep = main.correct.tolist()
-    return check(job.model, job.x[main.correct], job.y[main.correct], eps=main.eps, norm=job.norm, seed=job.seed,
+    return check(job.model, x, y, eps=main.eps, norm=job.norm, seed=job.seed,
                  attacks=job.attacks, broken_by=[b for b, c in zip(main.broken_by, keep) if c])
-
-
-def detect(detector: Any, job: Job, main: Cascade) -> dict[str, Any]:
-    x_adv = torch.stack(list(main.adversarial.values())) if main.adversarial else job.x[:0]
-    return detection_summary(detector, job.x[main.correct], x_adv)
-
-
-def _samples(y: torch.Tensor, pred: torch.Tensor, broken_by: list[str | None], found: Distances) -> list[dict[str, Any]]:
-    """Per-sample outcomes; ``l2``/``linf`` are the smallest adversarial perturbations any attack
-    found (beyond eps too, for minimization attacks), so robust accuracy at a smaller eps follows."""
-    return [
-        {"index": i, "label": int(y[i]), "clean_prediction": int(pred[i]), "broken_by": broken_by[i],
-         "l2": _num(found.l2[i]), "linf": _num(found.linf[i])}
-        for i in range(len(y))
-    ]
-
-
-def _num(value: torch.Tensor) -> float | None:
-    v = float(value)
-    return None if v != v else round(v, 6)
-
-
-def _per_sample(forward: int, backward: int, attacked: int) -> dict[str, Any]:
-    """Sample passes in total and per attacked point (comparable across tools whatever their batching)."""
-    per = max(attacked, 1)
-    return {"forward_samples": forward, "backward_samples": backward,
-            "forwards_per_sample": round(forward / per, 2), "backwards_per_sample": round(backward / per, 2)}
-
-
-def _median(values: torch.Tensor) -> float | None:
-    return float(values.median()) if len(values) else None
-
-
-def _mean(values: torch.Tensor) -> float | None:
-    return float(values.mean()) if len(values) else None
 
 
 def _jsonable(params: dict[str, Any]) -> dict[str, Any]:

@@ -15,19 +15,36 @@ import torch
 from robust.errors import RobustError
 
 
-def detection_summary(detector: Any, x_clean: torch.Tensor, x_adv: torch.Tensor) -> dict[str, Any]:
-    """Share of clean inputs flagged (false positives) and of adversarial inputs flagged (detections)."""
-    if getattr(detector, "threshold", None) is None:
-        raise RobustError("the detector must be calibrated on clean inputs before the evaluation")
-    clean = detector.flags(x_clean) if len(x_clean) else torch.zeros(0, dtype=torch.bool)
-    adv = detector.flags(x_adv) if len(x_adv) else torch.zeros(0, dtype=torch.bool)
-    defense = getattr(detector, "defense", None)
-    return {
-        "name": getattr(defense, "name", type(detector).__name__),
-        "params": dict(getattr(defense, "params", {})),
-        "threshold": float(detector.threshold),
-        "target_fpr": float(getattr(detector, "fpr", float("nan"))),
-        "clean_n": len(x_clean), "false_positive_rate": float(clean.float().mean()) if len(clean) else None,
-        "adversarial_n": len(x_adv), "detection_rate": float(adv.float().mean()) if len(adv) else None,
-        "adaptive": False, "calibration": str(getattr(detector, "calibration", "clean inputs")),
-    }
+class Detection:
+    """A detector's flags counted chunk by chunk: on clean inputs (false positives) and on adversarial ones."""
+
+    def __init__(self, detector: Any) -> None:
+        if getattr(detector, "threshold", None) is None:
+            raise RobustError("the detector must be calibrated on clean inputs before the evaluation")
+        self.detector = detector
+        self.counts = [0, 0, 0, 0]  # clean flagged, clean seen, adversarial flagged, adversarial seen
+
+    def add(self, x_clean: torch.Tensor, x_adv: torch.Tensor) -> None:
+        for k, x in ((0, x_clean), (2, x_adv)):
+            if len(x):
+                self.counts[k] += int(self.detector.flags(x).sum())
+                self.counts[k + 1] += len(x)
+
+    def summary(self, split: bool = False) -> dict[str, Any]:
+        """The rates over every chunk (``split``: over every process's chunks)."""
+        counts = self.counts
+        if split and torch.distributed.is_available() and torch.distributed.is_initialized():
+            total = torch.tensor(counts, dtype=torch.long)
+            torch.distributed.all_reduce(total)
+            counts = total.tolist()
+        defense = getattr(self.detector, "defense", None)
+        return {
+            "name": getattr(defense, "name", type(self.detector).__name__),
+            "params": dict(getattr(defense, "params", {})),
+            "threshold": float(self.detector.threshold),
+            "target_fpr": float(getattr(self.detector, "fpr", float("nan"))),
+            "clean_n": counts[1], "false_positive_rate": counts[0] / counts[1] if counts[1] else None,
+            "adversarial_n": counts[3], "detection_rate": counts[2] / counts[3] if counts[3] else None,
+            "adaptive": False, "calibration": str(getattr(self.detector, "calibration", "clean inputs")),
+        }
+

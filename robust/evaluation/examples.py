@@ -13,27 +13,29 @@ from robust.model import Classifier
 EXAMPLES = 8
 
 
-def build_examples(model: Classifier, x: torch.Tensor, y: torch.Tensor,
-                   picks: dict[int, tuple[str, torch.Tensor]]) -> list[dict[str, Any]]:
-    """Clean image, adversarial image and amplified perturbation of each picked sample.
+def build_examples(model: Classifier, run: Any) -> list[dict[str, Any]]:
+    """Clean image, adversarial image and amplified perturbation of each picked sample, at its own size.
 
     Args:
         model: the evaluated classifier (re-run here for predictions and confidences).
-        x: all clean inputs (N, C, H, W); y: their labels.
-        picks: sample index -> (name of the attack that broke it, its adversarial input).
+        run: the evaluation's :class:`~robust.evaluation.outcome.Cascade`: its ``picks`` map a
+            sample's index to (the attack that broke it, its clean input, its adversarial input),
+            and its ``index`` and ``y`` give the labels.
     """
-    if not picks:
+    if not run.picks:
         return []
-    index = sorted(picks)
-    clean = x[index].to(model.device)
-    adv = torch.stack([picks[i][1] for i in index]).to(model.device)
+    index = sorted(run.picks)
+    label = dict(zip(run.index.tolist(), run.y.tolist()))
+    clean = torch.stack([run.picks[i][1] for i in index]).to(model.device)
+    adv = torch.stack([run.picks[i][2] for i in index]).to(model.device)
     with torch.no_grad(), model.evaluating():
         p_clean, p_adv = model(clean).softmax(1), model(adv).softmax(1)
     lo, hi = model.bounds
     delta = adv - clean
-    scale = delta.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    scale = delta.flatten(1).abs().amax(1).clamp_min(1e-12).view(-1, *([1] * (delta.ndim - 1)))
     return [
-        {"index": i, "attack": picks[i][0], "label": int(y[i]),
+        {"index": i, "attack": run.picks[i][0], "label": int(label[i]), "width": int(clean.shape[-1]),
+         "height": int(clean.shape[-2]),
          "clean_prediction": int(p_clean[k].argmax()), "clean_confidence": round(float(p_clean[k].max()), 4),
          "adversarial_prediction": int(p_adv[k].argmax()), "adversarial_confidence": round(float(p_adv[k].max()), 4),
          "clean_png": _png((clean[k] - lo) / (hi - lo)), "adversarial_png": _png((adv[k] - lo) / (hi - lo)),

@@ -8,7 +8,8 @@ the same evaluation gives the same per-sample results however it is run:
   from its last finished batch;
 - sharded over ``torch.distributed`` ranks (``torchrun``): rank ``r`` of ``w`` runs the
   batches ``r, r + w, ...``, and the outcomes are gathered on every rank before the next
-  attack of the cascade picks its points;
+  attack of the cascade picks its points (data read in several chunks is split by chunk
+  instead: ``split``, each rank runs every batch of its own chunks);
 - on a CUDA out-of-memory error, the batch is split in halves and retried (and later
   batches keep the smaller size), losing nothing.
 """
@@ -21,7 +22,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -31,6 +32,7 @@ from robust.model import Classifier
 
 log = logging.getLogger(__name__)
 STATE_VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,6 +87,7 @@ class RunState:
             path = path.with_name(f"{path.stem}.rank{self.rank}-of-{self.world}{path.suffix}")
         self.path = path
         self.fingerprint = fingerprint
+        self.split = False  # the data is split by chunk among the processes: each runs every batch of its own
         self.done: dict[str, dict[int, dict[str, Any]]] = {}
         if resume:
             self._load()
@@ -116,12 +119,12 @@ class RunState:
 
     def mine(self, n: int) -> range:
         """The batch indices this process runs."""
-        return range(self.rank, n, self.world)
+        return range(n) if self.split else range(self.rank, n, self.world)
 
     def gather(self, key: str, n: int) -> list[BatchOutcome]:
         """Every batch of ``key``, from every rank, in batch order."""
         local = {b: self.done[key][b] for b in self.mine(n)} if n else {}
-        if self.world > 1:
+        if self.world > 1 and not self.split:
             shards: list[Any] = [None] * self.world
             torch.distributed.all_gather_object(shards, local)
             local = {b: v for shard in shards for b, v in shard.items()}
@@ -133,10 +136,10 @@ class RunState:
             self.path.unlink(missing_ok=True)
 
 
-def fingerprint(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> str:
-    """A short hash of the model's weights and the data, to match a state file to its run."""
-    digest = hashlib.sha256()
-    for tensor in [*model.module.state_dict().values(), x, y]:
+def fingerprint(model: Classifier, source: Any) -> str:
+    """A short hash of the model's weights and the data (``source.identity()``), to match a state file to its run."""
+    digest = hashlib.sha256(source.identity().encode())
+    for tensor in model.module.state_dict().values():
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:32]
 
@@ -194,11 +197,11 @@ def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.T
                         res.violations, res.forward_samples, res.backward_samples)
 
 
-def progress_bar(items: Iterable[int], total: int, desc: str, show: bool) -> Iterable[int]:
+def progress_bar(items: Iterable[T], total: int, desc: str, show: bool, unit: str = "batch") -> Iterable[T]:
     from tqdm.auto import tqdm
 
     rank, _ = _distributed()
-    return tqdm(items, total=total, desc=desc, unit="batch", disable=not show or rank != 0, leave=False)
+    return tqdm(items, total=total, desc=desc, unit=unit, disable=not show or rank != 0, leave=False)
 
 
 @dataclass

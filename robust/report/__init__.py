@@ -28,8 +28,15 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "–" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _named(label: int, classes: list[str]) -> str:
+    """A class index with its name where the dataset gives one: ``3 (cat)``; the index alone otherwise."""
+    name = classes[label] if 0 <= label < len(classes) else None
+    return str(label) if name is None or name == str(label) else f"{label} ({name})"
+
+
 _ENV.filters["pct"] = _pct
 _ENV.filters["num"] = _num
+_ENV.filters["named"] = _named
 
 
 def render(result: dict[str, Any]) -> str:

@@ -21,9 +21,17 @@ class RunOptions:
 
     model: str = "resnet"
     weights: str | None = None
+    bounds: str | None = None  # "LO,HI"; None: the loader's
+    mean: str | None = None  # "M1,M2,M3", with std; None: the loader's
+    std: str | None = None
+    normalization: str | None = None  # a preset name (imagenet, cifar10, cifar100, none) instead of mean/std
     attacks: tuple[str, ...] = ()  # none given: evaluate runs the standard preset, compare runs pgd
     dataset: str = "mnist"
     n: int = 1000
+    resize: int | None = None  # image files: None takes the model's own preprocessing
+    crop: int | None = None
+    chunk_size: int | None = None
+    workers: int | None = None
     eps: tuple[str, ...] = ()
     norm: str = "linf"
     batch_size: str = "256"
@@ -118,7 +126,7 @@ def calibrated_detector(spec: str | None, model: Any, dataset: str, n: int = 100
     """The detector of ``spec`` around ``model``, calibrated on ``n`` clean train-split images."""
     if spec is None:
         return None
-    from robust.data import has_splits, load_dataset
+    from robust.data import has_splits, in_memory, load_dataset
     from robust.registry import create_defense
 
     defense = create_defense(spec)
@@ -129,20 +137,32 @@ def calibrated_detector(spec: str | None, model: Any, dataset: str, n: int = 100
                           "has none; use a dataset with splits (mnist, digits, mnist:ROOT, cifar10:ROOT) or "
                           "calibrate from Python with detector.calibrate(x_clean)")
     detector = defense.detector(model)
-    clean = load_dataset(dataset, split="train", n=n)
+    clean = in_memory(load_dataset(dataset, split="train", n=n))
     detector.calibrate(clean.x)
     detector.calibration = f"the first {len(clean)} images of the {clean.name} train split"
     return detector
 
 
 def load(options: RunOptions, device: str) -> tuple[Any, Any]:
-    """The model (accelerated as asked) and the dataset of ``options``."""
-    from robust.data import load_dataset
+    """The model of ``options`` (accelerated as asked), loaded first, then its dataset: image files
+    resized and cropped as ``--resize``/``--crop`` say, else as the model's loader knows it needs."""
+    from robust.data.catalog import is_image_files, load_dataset
+
+    model = load_model_of(options, device)
+    resize, crop = options.resize, options.crop
+    if resize is None and crop is None and model.preprocessing is not None and is_image_files(options.dataset):
+        resize, crop = model.preprocessing.resize, model.preprocessing.crop
+    data = load_dataset(options.dataset, n=options.n, resize=resize, crop=crop)
+    return model.accelerate(options.precision, options.compile), data
+
+
+def load_model_of(options: RunOptions, device: str) -> Any:
+    """``--model`` with ``--weights``, ``--bounds``, ``--mean``/``--std`` or ``--normalization``."""
+    from robust.runs.model_inputs import model_inputs
     from robust.zoo.loaders import load_model
 
-    data = load_dataset(options.dataset, n=options.n)
-    model = load_model(options.model, weights=options.weights, device=device)
-    return model.accelerate(options.precision, options.compile), data
+    given = model_inputs(options.bounds, options.mean, options.std, options.normalization)
+    return load_model(options.model, weights=options.weights, device=device, **given)
 
 
 def write(result: Any, target: Path) -> list[Path]:

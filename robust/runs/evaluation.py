@@ -44,7 +44,8 @@ def run_evaluate(options: EvaluateOptions) -> Finished:
     detector = calibrated_detector(options.detector, model, options.dataset)
     result = run(model, data, attacks, eps=levels, norm=options.norm, batch_size=size, seed=options.seed,
                  progress=options.progress and rank == 0, command=options.command, checks=options.checks,
-                 naive=options.naive, detector=detector, checkpoint=target / STATE_FILE, resume=options.resume)
+                 naive=options.naive, detector=detector, checkpoint=target / STATE_FILE, resume=options.resume,
+                 chunk_size=options.chunk_size, workers=options.workers)
     finished = Finished(result, target, rank)
     if rank == 0:
         finished.written = write(result, target)

@@ -77,7 +77,7 @@ def fresh_model(name: str, device: str, weights: str | None) -> Any:
 
 def run_train(options: TrainOptions, on_epoch: Callable[[Any], None] | None = None) -> Trained:
     """Train as ``options`` say, checkpointing every epoch; write the weights and ``OUT.json``."""
-    from robust.data import load_dataset
+    from robust.data import in_memory, load_dataset
     from robust.training import TrainConfig, train
 
     out = Path(options.out)
@@ -88,7 +88,7 @@ def run_train(options: TrainOptions, on_epoch: Callable[[Any], None] | None = No
                          defense=defense.describe() if defense else {}, init=options.weights)
     config.check()
     model = fresh_model(options.model, options.device, options.weights)
-    data = load_dataset(options.dataset, split="train", n=options.n)
+    data = in_memory(load_dataset(options.dataset, split="train", n=options.n))
     checkpoint = out.with_name(out.name + ".ckpt")
     history = train(model, data, config, defense=defense, checkpoint=checkpoint, resume=options.resume,
                     progress=options.progress, on_epoch=on_epoch)

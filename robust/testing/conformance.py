@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from robust.attack import Attack
-from robust.data import ArrayDataset, load_dataset
+from robust.data import ArrayDataset, load_digits
 from robust.errors import RobustError
 from robust.model import Classifier
 from robust.params import TENSOR, Param
@@ -51,7 +51,7 @@ def conformance_case(attack: Attack, n: int = 24) -> Case:
     """A small MLP trained on scikit-learn's 8x8 digits (seeded, about a second on a CPU), whose
     forward raises on an empty batch."""
     model = small_digits_model()
-    test = load_dataset("digits")
+    test = load_digits("test")
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n]
     return Case(model, test.x[pick], test.y[pick], 0.1 if attack.norm == "linf" else 1.0)
 
@@ -63,7 +63,7 @@ def small_digits_model() -> Classifier:
     It flattens with :class:`RefusesEmptyBatch`, so everything run on it proves it never calls
     the model on zero samples.
     """
-    train: ArrayDataset = load_dataset("digits", split="train")
+    train: ArrayDataset = load_digits("train")
     with torch.random.fork_rng():
         torch.manual_seed(0)
         net = nn.Sequential(RefusesEmptyBatch(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))

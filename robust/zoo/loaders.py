@@ -1,13 +1,16 @@
-"""load_model(): zoo names, users' modules, TorchScript files and torchvision architectures.
+"""load_model(): zoo names, timm and Hugging Face models, users' modules, TorchScript files and torchvision architectures.
 
-Weights are read with ``weights_only=True``: a file that carries pickled Python objects
-is refused, since unpickling can run arbitrary code.
+Nothing is downloaded: weights are read from local files with ``weights_only=True``, and a file
+that carries pickled Python objects is refused, since unpickling can run arbitrary code
+(:mod:`~robust.zoo.state`). Each loader knows what its models expect (bounds, normalization,
+the resize and crop of image files; :mod:`~robust.zoo.normalization`); what the caller gives
+replaces it.
 """
 
 from __future__ import annotations
 
 import importlib
-import pickle
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,25 +18,95 @@ import torch
 from torch import nn
 
 from robust.errors import RobustError, suggest
-from robust.model import Classifier
+from robust.model import Classifier, resolve_device
 from robust.zoo.catalog import ZOO, load_zoo_module
+from robust.zoo.normalization import IMAGENET, InputSettings, Overrides
+from robust.zoo.state import load_state, num_outputs, read_state_dict
+
+__all__ = ["build_architecture", "list_models", "load_model", "load_state", "read_state_dict"]
 
 
-def load_model(name: str, *, weights: str | None = None, device: str | torch.device | None = None) -> Classifier:
-    """Load a model as a :class:`~robust.Classifier` (bounds (0, 1) unless a zoo entry says otherwise).
+def load_model(name: str, *, weights: str | None = None, device: str | torch.device | None = None,
+               bounds: Sequence[float] | None = None, mean: Sequence[float] | None = None,
+               std: Sequence[float] | None = None, normalization: str | None = None) -> Classifier:
+    """Load a model as a :class:`~robust.Classifier`.
 
     Args:
-        name: a zoo name (``cnn``, ``resnet``), ``package.module:attribute`` naming an
-            ``nn.Module`` or a factory that returns one, a TorchScript file, or a
-            torchvision architecture name (which then needs ``weights``).
-        weights: a state-dict file loaded into the module (``weights_only=True``).
+        name: a zoo name (``cnn``, ``resnet``); ``timm:NAME[:key=value,...]`` (keyword arguments
+            for ``timm.create_model``); ``hf:FOLDER`` (a Hugging Face image classifier saved with
+            ``save_pretrained``); ``torchvision:ARCH`` or a bare torchvision architecture name
+            (which then needs ``weights``); ``package.module:attribute`` naming an ``nn.Module``,
+            a factory of one, or a ready :class:`~robust.Classifier` (kept as it is); or a
+            TorchScript file. ``robust list models`` describes each.
+        weights: a local state-dict file (``weights_only=True``); for timm also a training checkpoint.
         device: "auto"/None, "cpu" or "cuda".
+        bounds: (low, high) valid input values, replacing the loader's (mostly (0, 1)).
+        mean: per-channel mean subtracted inside the model, with ``std``; replaces the loader's.
+        std: per-channel standard deviation, with ``mean``.
+        normalization: a preset instead of ``mean``/``std``: ``imagenet``, ``cifar10``,
+            ``cifar100`` or ``none`` (no normalization, even where the loader has one).
+
+    Loader defaults: torchvision, ImageNet mean/std with resize 256 and crop 224; timm, the
+    model's ``pretrained_cfg``; Hugging Face, the folder's image processor; the rest, bounds
+    (0, 1) and no normalization.
+
+    Raises:
+        RobustError: an unknown name, a missing file, weights that do not fit, contradictory
+            settings, or settings given for a model that is already a Classifier.
     """
-    if name in ZOO and weights is None:
-        clf = Classifier(load_zoo_module(name), bounds=ZOO[name].bounds, device=device)
+    overrides = Overrides(bounds, mean, std, normalization)
+    overrides.check()
+    module, defaults = _resolve(name, weights)
+    if isinstance(module, Classifier):
+        clf = _kept(module, name, overrides, device)
     else:
-        clf = Classifier(_build(name, weights), device=device)
+        found = overrides.apply(defaults)
+        clf = Classifier(module, bounds=found.bounds, mean=found.mean, std=found.std, device=device,
+                         preprocessing=found.preprocessing)
     clf.name = name
+    return clf
+
+
+def _resolve(name: str, weights: str | None) -> tuple[nn.Module, InputSettings]:
+    """The module of ``name`` (weights loaded, eval mode) and what its loader knows about its inputs."""
+    kind, _, rest = name.partition(":")
+    if kind == "timm":
+        from robust.zoo.timm_models import load_timm
+
+        return load_timm(rest, weights)
+    if kind == "hf":
+        from robust.zoo.hf_models import load_hf
+
+        return load_hf(rest, weights)
+    if kind == "torchvision":
+        return _from_torchvision(rest, weights).eval(), IMAGENET
+    if name in ZOO:
+        module = load_zoo_module(name) if weights is None else ZOO[name].build()
+        return _weighted(module, weights), InputSettings(bounds=ZOO[name].bounds)
+    if ":" in name and not Path(name).exists():
+        return _weighted(_from_import(name), weights), InputSettings()
+    if Path(name).is_file():
+        return _weighted(_from_file(Path(name)), weights), InputSettings()
+    return _from_torchvision(name, weights).eval(), IMAGENET
+
+
+def _weighted(module: nn.Module, weights: str | None) -> nn.Module:
+    if weights is not None:
+        load_state(module.module if isinstance(module, Classifier) else module, Path(weights))
+    return module.eval()
+
+
+def _kept(clf: Classifier, name: str, overrides: Overrides, device: str | torch.device | None) -> Classifier:
+    """A ready Classifier, as it is (on ``device`` when one is named); settings for it are an error."""
+    if overrides.given():
+        raise RobustError(f"{name} is already a robust.Classifier with its own bounds {clf.bounds}, mean and std; "
+                          f"drop {', '.join(overrides.given())} (or return a plain torch.nn.Module)")
+    if device is not None and device != "auto" and resolve_device(device) != clf.device:
+        target = resolve_device(device)
+        clf.module.to(target)
+        clf.mean = None if clf.mean is None else clf.mean.to(target)
+        clf.std = None if clf.std is None else clf.std.to(target)
+        clf.device = target
     return clf
 
 
@@ -45,20 +118,6 @@ def build_architecture(name: str) -> nn.Module:
         return _from_import(name)
     raise RobustError(f"unknown architecture {name!r}{suggest(name, ZOO)}; "
                       f"use a zoo name ({', '.join(sorted(ZOO))}) or package.module:attr")
-
-
-def _build(name: str, weights: str | None) -> nn.Module:
-    if ":" in name and not Path(name).exists():
-        module = _from_import(name)
-    elif Path(name).is_file():
-        module = _from_file(Path(name))
-    elif name in ZOO:
-        module = ZOO[name].build()
-    else:
-        module = _from_torchvision(name, weights)
-    if weights is not None:
-        load_state(module, Path(weights))
-    return module.eval()
 
 
 def _from_import(spec: str) -> nn.Module:
@@ -91,48 +150,35 @@ def _from_torchvision(name: str, weights: str | None) -> nn.Module:
     archs = torchvision.models.list_models()
     if name not in archs:
         raise RobustError(f"unknown model {name!r}{suggest(name, [*ZOO, *archs])}; use a zoo name ({', '.join(ZOO)}), "
-                          "package.module:attribute, a TorchScript file, or a torchvision architecture with --weights")
+                          "timm:NAME, hf:FOLDER, package.module:attribute, a TorchScript file, or a torchvision "
+                          "architecture with --weights")
     if weights is None:
-        raise RobustError(f"torchvision architecture {name!r} needs --weights FILE (nothing is downloaded)")
+        raise RobustError(f"torchvision architecture {name!r} needs --weights FILE: pretrained weights are never "
+                          "downloaded, so give them as a local file")
     state = read_state_dict(Path(weights))
-    return torchvision.models.get_model(name, weights=None, num_classes=_num_outputs(state))
+    module = torchvision.models.get_model(name, weights=None, num_classes=num_outputs(state))
+    load_state(module, Path(weights), state)
+    return module
 
 
-def _num_outputs(state: dict[str, torch.Tensor]) -> int:
-    matrices = [v for v in state.values() if torch.is_tensor(v) and v.ndim == 2]
-    if not matrices:
-        raise RobustError("cannot tell the number of classes: the weights hold no linear layer")
-    return int(matrices[-1].shape[0])
-
-
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a state dict with ``weights_only=True``; refuse pickled payloads with a reason."""
-    if not path.is_file():
-        raise RobustError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise RobustError(f"refused to load {path}: it carries pickled Python objects, which could run code; "
-                          "save a plain state dict (torch.save(model.state_dict(), path))") from exc
-    except Exception as exc:
-        raise RobustError(f"cannot read weights {path}: {str(exc).splitlines()[0]}") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise RobustError(f"{path} does not hold a state dict (a mapping of names to tensors)")
-    return state
-
-
-def load_state(module: nn.Module, path: Path) -> None:
-    """Load a state-dict file into ``module`` (``weights_only=True``), with a clear error on a mismatch."""
-    try:
-        module.load_state_dict(read_state_dict(path))
-    except RuntimeError as exc:
-        raise RobustError(f"weights {path} do not fit the model: {str(exc).splitlines()[0]}") from exc
+LOADERS = {
+    "torchvision:ARCH": "a torchvision architecture (also as a bare name, e.g. resnet50) with --weights FILE "
+                        "(a state dict; the class count is read from it); ImageNet mean/std, resize 256 and "
+                        "crop 224 unless --normalization or --mean/--std say otherwise",
+    "timm:NAME[:k=v,...]": "timm.create_model(NAME, k=v, ...) without downloading, then --weights FILE (a state "
+                           "dict or a timm training checkpoint, EMA weights first; the class count is read from it); "
+                           "mean, std, input size and crop from the model's pretrained_cfg (the built img_size wins)",
+    "hf:FOLDER": "a Hugging Face image classifier saved with save_pretrained (AutoModelForImageClassification); "
+                 "mean, std, resize and crop from the folder's image processor; bounds (0, 1)",
+    "package.module:attr": "an nn.Module or a factory returning one (optional --weights; bounds (0, 1), no "
+                           "normalization unless given), or a robust.Classifier, kept with its own settings",
+    "FILE.pt": "a TorchScript file (torch.jit.save); bounds (0, 1), no normalization unless given",
+}
+"""What each loader takes, for ``robust list models``; nothing is ever downloaded."""
 
 
 def list_models() -> dict[str, str]:
-    """Zoo models with their description and recorded clean accuracy."""
+    """Zoo models with their description and recorded clean accuracy, then the loaders."""
     from robust.zoo.catalog import zoo_cards
 
     cards = zoo_cards()
@@ -144,4 +190,4 @@ def list_models() -> dict[str, str]:
         if robust_acc is not None:
             stated += f", {robust_acc:.2%} under PGD-40 at eps 0.3 on the first 1000"
         out[name] = f"{entry.description}; {stated}"
-    return out
+    return out | LOADERS
