@@ -178,7 +178,7 @@ class Attack(Configurable, abc.ABC):
         self.check_params(eps)
         if not torch.is_tensor(x) or not torch.is_tensor(y):
             raise RobustError("x and y must be torch tensors")
-        x = x.detach().to(model.device)
+        x = x.detach().to(model.device, non_blocking=True)  # pinned chunks copy while the host goes on
         model.check_inputs(x)
         x = clip(x, model.bounds)  # inputs within the check's tolerance land exactly on the bounds
         y = y.detach().to(model.device)

@@ -235,7 +235,8 @@ class Classifier(nn.Module):
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Predicted labels for ``x`` in batches, on the model's device."""
         with self.evaluating():
-            out = [self(x[i:i + batch_size].to(self.device)).argmax(1) for i in range(0, len(x), batch_size)]
+            out = [self(x[i:i + batch_size].to(self.device, non_blocking=True)).argmax(1)
+                   for i in range(0, len(x), batch_size)]
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=self.device)
 
     def check_inputs(self, x: torch.Tensor) -> None:

@@ -84,6 +84,33 @@ def test_torchrun_two_ranks_write_the_single_process_result(uninterrupted: dict[
     assert done.stdout.count("wrote ") == 1, "only rank 0 writes"
 
 
+def test_torchrun_splits_streamed_chunks_and_writes_the_single_process_result(tmp_path: Path) -> None:
+    """Image files read in several chunks: each rank reads and attacks only its own chunks."""
+    from torchvision.io import write_png
+
+    from tests.fixtures.cifar_nets import normalized
+
+    images = robust.load_dataset("samples:cifar10")
+    x = torch.stack([images[i][0] for i in range(len(images))])
+    labels = normalized().predict(x).tolist()  # the model's own labels: every point starts correct
+    for k in range(10):
+        (tmp_path / "data" / str(k)).mkdir(parents=True)
+    for i, label in enumerate(labels):
+        write_png((x[i] * 255).round().to(torch.uint8), str(tmp_path / "data" / str(label) / f"{i:02d}.png"))
+    run = ["--model", "tests.fixtures.cifar_nets:normalized", "--dataset", str(tmp_path / "data"), "--chunk-size", "6",
+           "--workers", "0", "--attack", "fgsm", "--attack", "pgd:steps=5", "--eps", "0.1", "--batch-size", "4",
+           "--no-checks", "--device", "cpu"]
+    single = tmp_path / "single"
+    subprocess.run(robust_cli(*run, "--out", str(single)), env=ENV, check=True, capture_output=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "robust", "evaluate", *run, "--out", str(tmp_path / "two")]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    two = comparable(tmp_path / "two" / "result.json")
+    assert two == comparable(single / "result.json") and two["n"] == 20
+    assert any(s["broken_by"] for s in two["samples"]), "the attacks broke some points"
+
+
 class ChokesOnLargeBatches(Attack):
     """FGSM that raises CUDA's out-of-memory error on batches of more than 8 points."""
 

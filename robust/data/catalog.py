@@ -98,7 +98,7 @@ def list_datasets() -> dict[str, str]:
     return {
         "mnist": "official MNIST, 60k train / 10k test, 1x28x28 (" + MNIST_CREDIT + ")",
         "digits": "scikit-learn 8x8 digits, 1,297 train / 500 test, 1x8x8",
-        **{f"samples:{k}": f"20 real {v[3]} test images shipped with Foolbox" + (
+        **{f"samples:{k}": f"20 real {v[3]} images shipped with Foolbox" + (
             " (512x512, read at 256 then center 224 unless the model says otherwise)" if k == "imagenet" else "")
            for k, v in SAMPLES.items()},
         "mnist:ROOT, cifar10:ROOT, cifar100:ROOT": "torchvision's readers on files already under ROOT (nothing downloaded)",

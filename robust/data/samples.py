@@ -16,12 +16,12 @@ from robust.data.classes import CIFAR10, CIFAR100, DIGITS, FASHION_MNIST, imagen
 from robust.data.images import ImageFiles
 from robust.errors import RobustError, suggest
 
-CREDIT = "test images shipped with Foolbox (Rauber et al.), from the {} test set"
+CREDIT = "images shipped with Foolbox (Rauber et al.), from the {} set"
 SAMPLES = {  # our name -> (Foolbox's file prefix, label names, colour, dataset)
-    "mnist": ("mnist", lambda: DIGITS, False, "MNIST"),
-    "fashion-mnist": ("fashionMNIST", lambda: FASHION_MNIST, False, "Fashion-MNIST"),
-    "cifar10": ("cifar10", lambda: CIFAR10, True, "CIFAR-10"),
-    "cifar100": ("cifar100", lambda: CIFAR100, True, "CIFAR-100"),
+    "mnist": ("mnist", lambda: DIGITS, False, "MNIST test"),
+    "fashion-mnist": ("fashionMNIST", lambda: FASHION_MNIST, False, "Fashion-MNIST test"),
+    "cifar10": ("cifar10", lambda: CIFAR10, True, "CIFAR-10 test"),
+    "cifar100": ("cifar100", lambda: CIFAR100, True, "CIFAR-100 test"),
     "imagenet": ("imagenet", imagenet_names, True, "ImageNet (ILSVRC 2012) validation"),
 }
 IMAGENET_PREPROCESSING = (256, 224)

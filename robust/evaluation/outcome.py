@@ -69,11 +69,8 @@ def merge(parts: list[Cascade]) -> Cascade:
     merged = Cascade(parts[0].eps, index[order], cat("clean"), cat("y"), cat("correct"), cat("robust"),
                      [broken_by[i] for i in order.tolist()], _distances([p.found for p in parts], order))
     merged.runs = [_merge_runs([p.runs[i] for p in parts], order) for i in range(len(parts[0].runs))]
-    for p in parts:
-        for j, pick in p.picks.items():
-            if len(merged.picks) < EXAMPLES:
-                merged.picks[j] = pick
-    merged.picks = dict(sorted(merged.picks.items())[:EXAMPLES])
+    picks = {j: pick for p in parts for j, pick in p.picks.items()}
+    merged.picks = dict(sorted(picks.items())[:EXAMPLES])  # the same whichever process read which chunk
     return merged
 
 
