@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_defenses.py
 	$(BIN)/python benchmarks/bench_cascade.py
 	$(BIN)/python benchmarks/bench_precision.py
+	$(BIN)/python benchmarks/bench_stream.py
 	$(BIN)/python benchmarks/bench_autoattack.py
 
 lint: install

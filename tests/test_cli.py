@@ -95,6 +95,22 @@ def bad_files(tmp_path: Path) -> dict[str, str]:
     (["--model", "no_such_module:net"], "cannot import"),
     (["--norm", "l3"], "l3"),
     (["--device", "tpu"], "unknown device"),
+    (["--model", "timm:resnet1000"], "timm has no model 'resnet1000' (did you mean"),
+    (["--model", "timm:resnet18:pretrained=true"], "never downloaded"),
+    (["--model", "hf:/no/such/folder"], "hf:/no/such/folder: no such folder"),
+    (["--model", "cnn", "--mean", "0.5"], "a mean was given without a std"),
+    (["--model", "cnn", "--std", "0.5"], "a std was given without a mean"),
+    (["--model", "cnn", "--mean", "0.5,0.5", "--std", "0.5"], "2 mean and 1 std"),
+    (["--model", "cnn", "--normalization", "cifar10", "--mean", "0.5", "--std", "0.2"], "not both"),
+    (["--model", "cnn", "--normalization", "imagenette"], "imagenette"),
+    (["--model", "cnn", "--bounds", "1,0"], "LO < HI"),
+    (["--model", "cnn", "--bounds", "0"], "--bounds takes LO,HI"),
+    (["--model", "cnn", "--bounds", "0,x"], "--bounds takes numbers"),
+    (["--model", "cnn", "--std", "0.5,0", "--mean", "0,0"], "every std must be > 0"),
+    (["--dataset", "samples:cifar"], "unknown sample set 'cifar' (did you mean"),
+    (["--dataset", "samples:cifar10", "--crop", "0"], "--crop must be a positive number of pixels"),
+    (["--dataset", "mnist", "--resize", "32"], "--resize and --crop apply to image files"),
+    (["--chunk-size", "0"], "chunk size must be a positive integer"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
     code, output = run("evaluate", "--n", "8", "--out", str(tmp_path / "o"), *args)

@@ -258,26 +258,6 @@ def test_tuple_and_mapping_outputs(attr: str, tmp_path: Path) -> None:
     assert samples(tmp_path, f"{NETS}:{attr}", data) == samples(tmp_path, f"{NETS}:net", data)
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--model", "timm:resnet1000"], "timm has no model 'resnet1000' (did you mean"),
-    (["--model", "timm:resnet18:pretrained=true"], "never downloaded"),
-    (["--model", "hf:/no/such/folder"], "hf:/no/such/folder: no such folder"),
-    (["--model", "cnn", "--mean", "0.5"], "a mean was given without a std"),
-    (["--model", "cnn", "--std", "0.5"], "a std was given without a mean"),
-    (["--model", "cnn", "--mean", "0.5,0.5", "--std", "0.5"], "2 mean and 1 std"),
-    (["--model", "cnn", "--normalization", "cifar10", "--mean", "0.5", "--std", "0.2"], "not both"),
-    (["--model", "cnn", "--normalization", "imagenette"], "imagenette"),
-    (["--model", "cnn", "--bounds", "1,0"], "LO < HI"),
-    (["--model", "cnn", "--bounds", "0"], "--bounds takes LO,HI"),
-    (["--model", "cnn", "--bounds", "0,x"], "--bounds takes numbers"),
-    (["--model", "cnn", "--std", "0.5,0", "--mean", "0,0"], "every std must be > 0"),
-])
-def test_bad_model_input_is_one_line_exit_2(args: list[str], message: str, tmp_path: Path) -> None:
-    code, output = run("evaluate", "--n", "8", "--out", str(tmp_path / "o"), *args)
-    assert code == 2, output
-    assert message in output
-    assert "Traceback" not in output
-    assert len(output.strip().splitlines()) == 1, output
 
 
 def test_hf_folder_that_is_not_a_model(tmp_path: Path) -> None:
