@@ -18,23 +18,23 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import torch
 
 from robust.attack import clip, num_classes, per_sample, project
-from robust.gradient import NORM, RESTARTS, GradientAttack, Schedule, descend, steepest_direction
-from robust.losses import LOSSES, AimedLossFn, LossFn, dlr, targeted_dlr
+from robust.gradient import NORM, RESTARTS, GradientAttack, Schedule, steepest_direction
+from robust.losses import LOSSES, AimedLossFn, LossFn, targeted_dlr
 from robust.model import Classifier
 from robust.params import Param
+
+from .screen import SCREEN, hopeless
 
 STEPS = Param("steps", int, 100, "gradient steps per run (AutoAttack: 100)", low=1)
 RHO = Param("rho", float, 0.75, "a checkpoint halves the step where the loss rose in at most this share of the steps "
             "since the last one", low=0, high=1)
 MOMENTUM = 0.75  # weight of the new step against the previous move (the paper's alpha)
-SCREEN = Param("screen", float, None, "leave out the points whose best DLR loss over a 20-step APGD-DLR screen stays "
-               "below -screen (hopeless points); none: attack every point", low=0, nullable=True)
-SCREEN_STEPS = 20
 
 
 def checkpoints(steps: int) -> set[int]:
@@ -124,6 +124,9 @@ class APGD(GradientAttack):
             already fooled is not restarted (default 1).
         loss: "ce" (default, AutoAttack's APGD-CE), "dlr" (APGD-DLR) or "margin".
         rho: the checkpoint's threshold on the share of steps that raised the loss (0.75).
+        screen: the restarts after the first leave out the points whose screen score (see
+            :mod:`robust.attacks.screen`) lies below ``-screen`` (default None: every point
+            still robust). Untargeted only.
 
     The run starts, as the paper's does, at a random point on the boundary of the ball
     (Linf: uniform noise scaled so its largest coordinate is eps; L2: a Gaussian direction of
@@ -133,8 +136,16 @@ class APGD(GradientAttack):
     name = "apgd"
     parameters: ClassVar[tuple[Param, ...]] = (
         NORM, STEPS, RESTARTS, Param("loss", str, "ce", "the loss ascended (see robust.losses)", choices=tuple(LOSSES)),
-        RHO)
+        RHO, Param("screen", float, None, "restarts after the first leave out the points whose best DLR loss over a "
+                   "20-step APGD-DLR screen stays below -screen; none: every point still robust", low=0, nullable=True))
     evaluates_last = True
+
+    def narrow(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float,
+               targeted: bool) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        threshold = self.params.get("screen")
+        if threshold is None or targeted:
+            return None
+        return lambda points: ~hopeless(model, x[points], y[points], eps, self.norm, threshold)
 
     def schedule(self, eps: float) -> Schedule:
         p = self.params
@@ -184,7 +195,7 @@ class APGDTargeted(APGD):
         x_adv = x.clone()
         todo = torch.arange(len(x), device=x.device)
         if not targeted:
-            todo = todo[~hopeless(model, x, y, eps, self.norm, self.params["screen"], generator)]
+            todo = todo[~hopeless(model, x, y, eps, self.norm, self.params["screen"])]
             if todo.numel() == 0:
                 return x_adv
         if targeted:
@@ -196,28 +207,6 @@ class APGDTargeted(APGD):
             if todo.numel() == 0:
                 break
         return x_adv
-
-
-def hopeless(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, threshold: float | None,
-             generator: torch.Generator) -> torch.Tensor:
-    """Which points are not worth a long attack: a 20-step APGD-DLR run leaves their best DLR below ``-threshold``.
-
-    The DLR loss of a correctly classified point lies in [-1, 0) whatever the scale of the logits
-    (the gap to the runner-up over the gap to the third), so one threshold serves every model.
-    Discarding points no short run brings near the boundary is the idea of A3 (Liu et al. 2022,
-    "Practical Evaluation of Adversarial Robustness via Adaptive Auto Attack"). Costs at most
-    21 forward and backward passes per point; None (or fewer than 3 classes) keeps every point.
-    """
-    none = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-    if threshold is None or len(x) == 0 or num_classes(model, x) < 3:
-        return none
-    screen = APGD(norm=norm, loss="dlr", steps=SCREEN_STEPS)
-    plan = screen.schedule(eps)
-    with torch.enable_grad():
-        run = descend(model, y, screen.start(x, eps, model.bounds, plan, generator),
-                      screen.stepper(x, eps, plan, model.bounds), steps=plan.steps, loss=dlr, trace=True)
-    assert run.trace is not None
-    return run.trace[-1] < -float(threshold)
 
 
 def _aimed(logits: torch.Tensor, y: torch.Tensor, aim: torch.Tensor) -> torch.Tensor:

@@ -58,7 +58,7 @@ from robust.attack import Attack, clip, confirm, flat_norms, is_adversarial, num
 from robust.model import Classifier
 from robust.params import Param
 
-from .apgd import SCREEN, hopeless
+from .screen import SCREEN, hopeless
 from .fab_projections import project
 
 NORM = Param("norm", str, "linf", "the norm minimized (and of eps)", choices=("linf", "l2"))
@@ -287,7 +287,7 @@ class FABTargeted(FAB):
         targets: how many target classes, the top ones by logit at the clean point other than
             the label (default 9; never more than the model has other classes).
         screen: with eps, leave out the points a 20-step APGD-DLR run leaves with a DLR loss
-            below ``-screen`` (:func:`robust.attacks.apgd.hopeless`; default None: every point).
+            below ``-screen`` (:func:`robust.attacks.screen.hopeless`; default None: every point).
         prune: with eps, a target's run gives up, after 30% of its steps, the points whose
             closest adversarial point found so far (by any target) lies beyond ``prune * eps``
             (default None: never). FAB's distance falls fast and then slowly: on the zoo's
@@ -306,7 +306,7 @@ class FABTargeted(FAB):
     def untargeted(self, model: Classifier, best: Best, clean: torch.Tensor, y: torch.Tensor, eps: float | None,
                    generator: torch.Generator) -> None:
         if eps is not None:
-            best.skip = hopeless(model, best.x, y, eps, self.norm, self.params["screen"], generator)
+            best.skip = hopeless(model, best.x, y, eps, self.norm, self.params["screen"])
         order = clean.scatter(1, y[:, None], -torch.inf).argsort(dim=1, descending=True)
         for rank in range(min(int(self.params["targets"]), order.shape[1] - 1)):
             self.search(model, best, y, order[:, rank], y, False, eps, generator)

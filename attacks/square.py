@@ -28,7 +28,7 @@ from robust.losses import LOSSES, dlr
 from robust.model import Classifier
 from robust.params import NORMS, Param
 
-from .apgd import SCREEN, hopeless
+from .screen import SCREEN, hopeless
 from .square_l2 import l2_size, l2_start, l2_step, random_corners, random_signs, window_masks
 
 SCHEDULE = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)  # p halves after each of these iterations
@@ -101,7 +101,7 @@ class Square(Attack):
         loss: "margin" (best other logit minus the true one) or "ce" (cross-entropy),
             untargeted. Targeted runs always ascend minus the cross-entropy of the target.
         screen: leave out the points a 20-step APGD-DLR run leaves with a DLR loss below
-            ``-screen`` (:func:`robust.attacks.apgd.hopeless`; default None: search every point).
+            ``-screen`` (:func:`robust.attacks.screen.hopeless`; default None: search every point).
             The screen uses gradients only to choose points; it never breaks one for Square.
         prune: stop searching the points whose best point is still far from the boundary:
             a DLR loss below ``-prune`` after 10% of a run's queries, below ``-0.8 prune``
@@ -140,7 +140,7 @@ class Square(Attack):
         score, fooled, _ = self.evaluate(model, images, y, targeted, x.shape[1:])
         score.fill_(-math.inf)  # any restart's point beats the clean input
         x_adv = images.clone()
-        skip = hopeless(model, x, y, eps, self.norm, None if targeted else self.params["screen"], generator)
+        skip = hopeless(model, x, y, eps, self.norm, None if targeted else self.params["screen"])
         budget, restarts = self.params["queries"] - 1, self.params["restarts"]
         for r in range(restarts):
             share = budget // restarts + (r < budget % restarts)

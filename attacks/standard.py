@@ -29,15 +29,15 @@ class Standard(Attack):
     Args (keyword hyperparameters):
         norm: "linf" or "l2".
         steps: steps of APGD-CE, of APGD-T per target and of FAB-T per target (default 100).
-        restarts: runs of APGD-CE, each on the points the earlier ones left robust (default 2;
-            AutoAttack's standard version makes 1). Whether APGD-CE breaks a point often depends on
-            its random start: on the zoo's resnet-at, two points that AutoAttack's APGD-CE broke
-            and no later component breaks fall in 6 and 2 of 10 seeds, identically in both
-            implementations. A second start costs about a tenth of the cascade.
+        restarts: runs of APGD-CE, each on the points the earlier ones left robust and the screen
+            keeps (default 2; AutoAttack's standard version makes 1). Whether APGD-CE breaks a point
+            often depends on its random start: on the zoo's resnet-at, two points that AutoAttack's
+            APGD-CE broke and no later component breaks fall in 6 and 2 of 10 seeds, identically
+            in both implementations.
         targets: target classes of APGD-T and FAB-T (default 9).
         queries: Square's query budget per point (default 5000).
-        screen: after APGD-CE, the later components attack only the points that a 20-step
-            APGD-DLR run brings within a DLR loss of ``-screen`` of the boundary (default 0.6;
+        screen: APGD-CE's later restarts and the later components attack only the points that a
+            20-step APGD-DLR run brings within a DLR loss of ``-screen`` of the boundary (default 0.6;
             None attacks every point, as AutoAttack does). Most of AutoAttack's cost is spent on
             points nothing breaks; on the zoo's adversarially trained MNIST models every point
             AutoAttack broke after APGD-CE scored above -0.51, while the screen left out about
@@ -72,7 +72,8 @@ class Standard(Attack):
         """The cascade's attacks, configured from this preset's parameters."""
         p = self.params
         common = {"norm": p["norm"], "screen": p["screen"]}
-        return [create_attack("apgd", norm=p["norm"], steps=p["steps"], restarts=p["restarts"], loss="ce"),
+        return [create_attack("apgd", norm=p["norm"], steps=p["steps"], restarts=p["restarts"], loss="ce",
+                              screen=p["screen"]),
                 create_attack("apgd-t", steps=p["steps"], targets=p["targets"], **common),
                 create_attack("fab-t", steps=p["steps"], targets=p["targets"], prune=p["fab_prune"], **common),
                 create_attack("square", queries=p["queries"], prune=p["prune"], **common)]

@@ -247,16 +247,25 @@ class GradientAttack(Attack):
         assert eps is not None
         plan = self.schedule(eps)
         x_adv = x.clone()
-        self.run_restarts(model, x, y, x_adv, torch.arange(len(x), device=x.device), eps, plan, targeted, generator)
+        self.run_restarts(model, x, y, x_adv, torch.arange(len(x), device=x.device), eps, plan, targeted, generator,
+                          narrow=self.narrow(model, x, y, eps, targeted))
         return x_adv
+
+    def narrow(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float,
+               targeted: bool) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """Which of the points still robust after the first run the later restarts attack (None: all of them)."""
+        return None
 
     def run_restarts(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, todo: torch.Tensor,
                      eps: float, plan: Schedule, targeted: bool, generator: torch.Generator,
-                     aim: torch.Tensor | None = None, loss: LossFn | AimedLossFn | None = None) -> torch.Tensor:
+                     aim: torch.Tensor | None = None, loss: LossFn | AimedLossFn | None = None,
+                     narrow: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """``plan.restarts`` runs over the points ``todo``, each on those the earlier ones left robust.
 
         Writes what each run found into ``x_adv`` and returns the points still robust after the
-        last. ``aim`` (per point of ``x``) and ``loss`` (default :meth:`loss`) go to :func:`descend`.
+        last. ``aim`` (per point of ``x``) and ``loss`` (default :meth:`loss`) go to :func:`descend`;
+        ``narrow(points)`` (a bool mask over those indices) keeps some of the points still robust
+        after the first run for the later restarts.
         """
         for restart in range(plan.restarts):
             points = x[todo]
@@ -267,6 +276,8 @@ class GradientAttack(Attack):
             if restart == plan.restarts - 1 and aim is None:
                 break
             todo = self._still_robust(model, todo, found, y, targeted)
+            if restart == 0 and narrow is not None and todo.numel():
+                todo = todo[narrow(todo)]
             if todo.numel() == 0:
                 break
         return todo

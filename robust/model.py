@@ -102,6 +102,7 @@ class Classifier(nn.Module):
         self.mean = _stats(mean, self.device)
         self.std = _stats(std, self.device)
         self.preprocessing = preprocessing
+        self.memo: dict[Any, Any] | None = None  # what attacks may keep for one evaluation (robust.evaluate sets it)
         self.counter = PassCounter()
         self.name = type(module).__name__
         self._num_classes: int | None = None

@@ -141,7 +141,9 @@ ROWS["autoattack"] = {
         _AA_EPS, ("steps", "n_iter", _E, _AA_LAST),
         ("restarts", "n_restarts", _E, "a point already fooled is not restarted, in both"),
         ("loss", "loss", _E, "ce or dlr: AutoAttack's APGD has no margin loss, loss='margin' is refused"),
-        ("rho", "rho", _E, ""), ("targeted", None, _N, "untargeted only: APGDAttack takes no target labels")],
+        ("rho", "rho", _E, ""),
+        ("screen", None, _N, "AutoAttack restarts every point still robust; set screen=none for the same"),
+        ("targeted", None, _N, "untargeted only: APGDAttack takes no target labels")],
     "apgd-t": [
         _AA_EPS, ("steps", "n_iter", _E, "per target; " + _AA_LAST), ("restarts", "n_restarts", _E, "per target"),
         ("rho", "rho", _E, ""),

@@ -136,6 +136,15 @@ def evaluate(
     levels = eps_levels(eps)
     job = prepare(model, data, attacks, norm=norm, batch_size=batch_size, device=device, seed=seed, cascade=cascade,
                   progress=progress, checkpoint=checkpoint, resume=resume, chunk_size=chunk_size, workers=workers)
+    job.model.memo = {}  # attacks keep per-point facts for this evaluation only (the screen's scores)
+    try:
+        return _evaluate(job, levels, checks=checks, naive=naive, detector=detector, command=command)
+    finally:
+        job.model.memo = None
+
+
+def _evaluate(job: Job, levels: list[float], *, checks: bool, naive: bool, detector: Any,
+              command: str | None) -> Evaluation:
     found: dict[str, list[Cascade]] = {"main": [], "naive": [], **{f"eps={e!r}": [] for e in levels[:-1]}}
     subset: list[tuple[torch.Tensor, torch.Tensor]] = []  # the first correctly classified points, for the checks
     watch = Detection(detector) if detector is not None else None
