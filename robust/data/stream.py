@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,19 +89,23 @@ class Source:
 
     def chunks(self, size: int, *, workers: int | None = None, pin: bool = False, rank: int = 0,
                world: int = 1) -> Iterator[Chunk]:
-        """The chunks of ``size`` points in order; with ``world`` > 1 and several chunks, only rank's share."""
+        """The chunks of ``size`` points in order; with ``world`` > 1 and several chunks, only rank's share.
+
+        Chunks that are read (not sliced from memory) are read one ahead, in a background
+        thread, while the caller attacks the current one: at most two chunks are held at once.
+        """
         if self.loader is not None:
-            yield from self._from_loader(size, pin, rank, world)
+            yield from ahead(self._from_loader(size, pin, rank, world))
             return
         n = len(self)
         starts = list(range(0, n, size))
         mine = starts if len(starts) == 1 or world == 1 else starts[rank::world]
-        for start in mine:
-            stop = min(start + size, n)
-            if self.x is not None and self.y is not None:
+        if self.x is not None and self.y is not None:
+            for start in mine:
+                stop = min(start + size, n)
                 yield Chunk(torch.arange(start, stop), self.x[start:stop], self.y[start:stop])
-            else:
-                yield self._read(start, stop, workers, pin)
+            return
+        yield from ahead(self._read([(start, min(start + size, n)) for start in mine], workers, pin))
 
     def identity(self) -> str:
         """A short hash of what the source holds, to match a resumable run's state file to its data."""
@@ -113,12 +119,24 @@ class Source:
             return base.identity()
         return hashlib.sha256(f"{type(base).__name__}:{len(self)}:{self.name}".encode()).hexdigest()[:32]
 
-    def _read(self, start: int, stop: int, workers: int | None, pin: bool) -> Chunk:
+    def _read(self, spans: list[tuple[int, int]], workers: int | None, pin: bool) -> Iterator[Chunk]:
+        """The chunks ``[start, stop)`` of ``spans`` through one DataLoader, so its workers decode ahead."""
         assert self.dataset is not None
-        loader = DataLoader(Subset(self.dataset, range(start, stop)), batch_size=LOADER_BATCH,
+        indices = [i for start, stop in spans for i in range(start, stop)]
+        loader = DataLoader(Subset(self.dataset, indices), batch_size=LOADER_BATCH,
                             num_workers=default_workers() if workers is None else workers, pin_memory=pin,
                             collate_fn=_collate)
-        return self._chunk(start, list(loader), pin)
+        batches = iter(loader)
+        carry: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for start, stop in spans:
+            parts, held = carry, sum(len(p[0]) for p in carry)
+            while held < stop - start:
+                parts.append(next(batches))
+                held += len(parts[-1][0])
+            x, y = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+            need = stop - start
+            carry = [(x[need:], y[need:])] if held > need else []
+            yield self._chunk(start, [(x[:need], y[:need])], pin)
 
     def _from_loader(self, size: int, pin: bool, rank: int, world: int) -> Iterator[Chunk]:
         """A user's DataLoader in one pass, its batches gathered into chunks of ``size`` points."""
@@ -149,6 +167,40 @@ class Source:
         if len(self) == 0:
             raise RobustError("the dataset is empty")
         return torch.as_tensor(self.dataset[0][0])
+
+
+def ahead(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, each read in a background thread while the caller works on the one before."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(("chunk", chunk), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(("done", None))
+        except BaseException as exc:  # handed to the caller, in its thread
+            ready.put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="robust-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, item = ready.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def _loader_image_numel(loader: DataLoader[Any]) -> int:
