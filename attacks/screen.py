@@ -25,9 +25,12 @@ from robust.losses import dlr
 from robust.model import Classifier
 from robust.params import Param
 
+from .checkpoints import CheckpointStepper
+
 SCREEN = Param("screen", float, None, "leave out the points whose best DLR loss over a 20-step APGD-DLR screen stays "
                "below -screen (hopeless points); none: attack every point", low=0, nullable=True)
 SCREEN_STEPS = 20
+RHO = 0.75  # APGD's default checkpoint threshold
 
 
 def hopeless(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str,
@@ -63,14 +66,10 @@ def fingerprints(x: torch.Tensor, y: torch.Tensor) -> list[bytes]:
 
 
 def _run(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, norm: str, keys: list[bytes]) -> torch.Tensor:
-    from robust.attacks.apgd import APGD
-
-    screen = APGD(norm=norm, loss="dlr", steps=SCREEN_STEPS)
-    plan = screen.schedule(eps)
     start = _start(x, eps, norm, model.bounds, keys)
+    stepper = CheckpointStepper(x, eps, norm, SCREEN_STEPS, RHO, model.bounds)
     with torch.enable_grad():
-        run = descend(model, y, start, screen.stepper(x, eps, plan, model.bounds), steps=plan.steps, loss=dlr,
-                      trace=True)
+        run = descend(model, y, start, stepper, steps=SCREEN_STEPS, loss=dlr, trace=True)
     assert run.trace is not None
     return run.trace[-1]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import robust
-from robust.attacks.apgd import CheckpointStepper, checkpoints
+from robust.attacks.checkpoints import CheckpointStepper, checkpoints
 from robust.gradient import descend
 from robust.losses import margin
 
