@@ -103,9 +103,10 @@ def test_what_autoattack_does_not_offer() -> None:
     with pytest.raises(robust.RobustError, match="autoattack does not offer attack 'deepfool'; it offers apgd, apgd-t, "
                                                  "fab, fab-t, square, standard"):
         mapping("autoattack", "deepfool", "l2")
-    with pytest.raises(robust.RobustError, match="art does not offer attack 'apgd'; it offers fgsm, pgd"):
-        mapping("art", "apgd", "linf")
-    assert not any(supports(f, a, "linf") for f in ("art", "foolbox") for a in OFFERED)
+    with pytest.raises(robust.RobustError, match="art does not offer attack 'apgd-t'; it offers fgsm, pgd"):
+        mapping("art", "apgd-t", "linf")
+    assert not any(supports(f, a, "linf") for f in ("art", "foolbox") for a in ("apgd-t", "fab", "fab-t", "standard"))
+    assert supports("art", "apgd", "linf") and supports("art", "square", "l2") and not supports("foolbox", "apgd", "l2")
 
 
 @pytest.mark.parametrize("attack", OFFERED)

@@ -105,8 +105,8 @@ def test_compare_cli(tmp_path: Path) -> None:
 
 
 def test_compare_cli_bad_framework(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["compare", "--frameworks", "robust,cleverhans", "--n", "5", "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "unknown framework 'cleverhans'" in result.output
+    result = CliRunner().invoke(main, ["compare", "--frameworks", "robust,advertorch", "--n", "5", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "unknown framework 'advertorch'" in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 

@@ -40,7 +40,7 @@ def test_support_matrix() -> None:
     assert not any(supports(f, "cw", "linf") or supports(f, "boundary", "linf") for f in FRAMEWORKS)
     assert all(supports(f, a, "l2") for f in ("robust", "art", "foolbox") for a in CLASSIC)
     assert not any(supports("autoattack", a, n) for a in CLASSIC for n in NORMS)
-    assert not supports("cleverhans", "pgd", "linf")
+    assert not supports("advertorch", "pgd", "linf")
 
 
 @pytest.mark.parametrize("framework, attack, norm", COMBOS)

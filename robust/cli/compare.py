@@ -14,8 +14,9 @@ from robust.runs.evaluation import CompareOptions, run_compare
 @click.command(cls=Command)
 @run_options
 @click.option("--frameworks", default="robust,art,foolbox,autoattack", show_default=True,
-              help="Comma-separated frameworks to compare, of robust, art, foolbox and autoattack (pyautoattack); "
-                   "each skips the attacks it does not offer.")
+              help="Comma-separated frameworks to compare, of robust, art, foolbox, autoattack (pyautoattack), "
+                   "torchattacks, adv-lib and cleverhans, or 'all' for every one installed (a missing one is left "
+                   "out with a note); each skips the attacks it does not offer.")
 def compare(progress: bool | None, **options: Any) -> None:
     """Run each attack through robust, ART, Foolbox and AutoAttack on the same points; verify and compare."""
     with user_errors():

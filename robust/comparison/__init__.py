@@ -1,9 +1,10 @@
 """Other frameworks' implementations of our attacks, run on the same points and verified by our harness.
 
-- :func:`compare`: each attack through robust, ART, Foolbox and AutoAttack, side by side (no cascade);
+- :func:`compare`: each attack through robust, ART, Foolbox, AutoAttack, torchattacks, adv-lib and
+  CleverHans (``frameworks="all"``), side by side (no cascade);
 - :func:`external_attack`: one framework's attack as an :class:`~robust.Attack` for ``evaluate``;
-- :mod:`robust.comparison.adapters` and :mod:`robust.comparison.tables`: the runners and the
-  parameter mapping (data: exact, approximate or missing per parameter).
+- :mod:`robust.comparison.adapters` and :mod:`robust.comparison.tables`: the runners (one module
+  per framework) and the parameter mapping (data: exact, approximate or missing per parameter).
 """
 
 from robust.comparison.adapters import FRAMEWORKS, capabilities, make_runner, mapping, supports, version

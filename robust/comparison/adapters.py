@@ -1,10 +1,11 @@
-"""One attack specification, run by robust, ART, Foolbox or AutoAttack: parameter tables and runners.
+"""One attack specification, run by robust or another framework: parameter tables and runners.
 
 Our parameter names and values (an attack's ``defaults``) become the other framework's arguments;
 :func:`mapping` says how faithful each translation is (data for reports). A runner returns the
 framework's raw output, never clipped, projected or judged, so that the one verification step
-elsewhere sees every violation. ART, Foolbox and pyautoattack (AutoAttack's runners live in
-:mod:`robust.comparison.autoattack`) are imported lazily: this module works without them.
+elsewhere sees every violation. Each framework's runners live in a module of their own (ART,
+Foolbox, AutoAttack's ``pyautoattack``, torchattacks, adv-lib, CleverHans), and each library is
+imported only when a runner is built: this module works without any of them.
 
 Example:
     >>> run = make_runner("foolbox", "pgd", {"steps": 10}, norm="linf", eps=0.3)
@@ -14,25 +15,48 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from typing import Any
 
 import torch
-from torch import nn
 
-from robust.comparison import autoattack
-from robust.comparison.common import MODULES, FrameworkRefused, Runner, eval_mode, refusals, require
-from robust.comparison.tables import CLASSES, EXACT, NONE, ROWS, ParamMapping
+from robust.comparison import advlib, art, autoattack, cleverhans, foolbox, torchattacks
+from robust.comparison.common import FIXED_EPS, MODULES, FrameworkRefused, Runner
+from robust.comparison.tables import CLASSES, EXACT, LOSSES, NONE, NORM_ARGS, ROWS, ParamMapping
 from robust.errors import RobustError, suggest
 from robust.model import Classifier
 from robust.registry import ATTACKS as _REGISTRY
 from robust.registry import create_attack, declarations, list_attacks, list_defenses
 
-FRAMEWORKS = ("robust", "art", "foolbox", "autoattack")
-ATTACKS = ("fgsm", "pgd", "deepfool", "cw", "boundary", "apgd", "apgd-t", "fab", "fab-t", "square", "standard")
-FIXED_EPS = ("fgsm", "pgd", "apgd", "apgd-t", "square", "standard")  # the others minimize the distance
+FRAMEWORKS = ("robust", "art", "foolbox", "autoattack", "torchattacks", "adv-lib", "cleverhans")
+DEFAULT_FRAMEWORKS = ("robust", "art", "foolbox", "autoattack")  # what compare runs unless told; "all": FRAMEWORKS
+ATTACKS = ("fgsm", "pgd", "mi-fgsm", "deepfool", "cw", "boundary", "apgd", "apgd-t", "fab", "fab-t", "square",
+           "standard", "ddn", "fmn")
+_RUNNERS: dict[str, Callable[[str, dict[str, Any], str, float | None, bool], Runner]] = {
+    "art": art.runner, "foolbox": foolbox.runner, "autoattack": autoattack.runner, "torchattacks": torchattacks.runner,
+    "adv-lib": advlib.runner, "cleverhans": cleverhans.runner}
+_PEERS: dict[str, Callable[[], dict[str, list[str]]]] = {  # each installed framework's introspection
+    "art": art.capabilities, "foolbox": foolbox.capabilities, "autoattack": autoattack.capabilities,
+    "torchattacks": torchattacks.capabilities, "adv-lib": advlib.capabilities, "cleverhans": cleverhans.capabilities}
+__all__ = ["ATTACKS", "DEFAULT_FRAMEWORKS", "FIXED_EPS", "FRAMEWORKS", "FrameworkRefused", "ParamMapping",
+           "capabilities", "expand", "make_runner", "mapping", "supports", "version"]
+
+
+def expand(frameworks: Sequence[str] | str) -> list[str]:
+    """Framework names as given, with ``"all"`` standing for every one of :data:`FRAMEWORKS`.
+
+    ``frameworks`` is a list of names or one comma-separated string ("robust,art", "all").
+    Whether each is installed is checked later (:func:`version`): a missing one is left out
+    of a comparison with a warning.
+    """
+    names = [f.strip() for f in frameworks.split(",")] if isinstance(frameworks, str) else list(frameworks)
+    out: list[str] = []
+    for name in names:
+        for f in (FRAMEWORKS if name == "all" else (name,)):
+            if f and f not in out:
+                out.append(f)
+    return out
 
 
 def _check(framework: str, attack: str, norm: str) -> None:
@@ -48,7 +72,7 @@ def _check(framework: str, attack: str, norm: str) -> None:
 
 
 def version(framework: str) -> str | None:
-    """Installed version of ``"art"``, ``"foolbox"`` or ``"autoattack"`` (``"robust"``: ours); None if not importable.
+    """Installed version of another framework (``"robust"``: ours); None if not importable.
 
     Raises:
         RobustError: an unknown framework name.
@@ -81,9 +105,8 @@ def mapping(framework: str, attack: str, norm: str) -> list[ParamMapping]:
     if stale:  # the table names a parameter the attack no longer declares
         raise RuntimeError(f"the {framework} table of {attack!r} maps undeclared parameters {stale}")
     cls = CLASSES[framework][attack][norm]
-    theirs = f"{cls}(norm={'np.inf' if norm == 'linf' else 2})" if cls.startswith(("Fast", "Projected")) else cls
-    if framework == "autoattack":
-        theirs = f"{cls}(norm={autoattack.NORMS[norm]!r})"
+    arg = NORM_ARGS.get(framework, {}).get(cls)
+    theirs = f"{cls}(norm={arg[norm]})" if arg else cls
     return [ParamMapping("norm", theirs, EXACT, norm), *rows]
 
 
@@ -94,102 +117,6 @@ def supports(framework: str, attack: str, norm: str) -> bool:
     except RobustError:
         return False
     return True
-
-
-def _foolbox_boundary_steps(p: dict[str, Any]) -> int:
-    """The most steps s whose s + s // 10 queries (a spherical check every 10th step) fit after the start."""
-    room = p["max_queries"] - p["init_steps"] - 4
-    return max(1, 10 * (room // 11) + min(9, room % 11))
-
-
-def _pick(p: dict[str, Any], **theirs: str) -> dict[str, Any]:
-    """``{their_name: p[our_name]}`` for values that pass unchanged."""
-    return {name: p[ours] for name, ours in theirs.items()}
-
-
-_SAME = {"initial_const": "initial_const", "confidence": "confidence", "binary_search_steps": "binary_search_steps"}
-ArgsFn = Callable[[dict[str, Any]], dict[str, Any]]
-_FOOLBOX_ARGS: dict[str, ArgsFn] = {  # constructor arguments; boundary's init attack is added by the runner
-    "fgsm": lambda p: {},
-    "pgd": lambda p: _pick(p, steps="steps", abs_stepsize="step_size", random_start="random_start"),
-    "deepfool": lambda p: _pick(p, steps="steps", candidates="candidates", overshoot="overshoot"),
-    "cw": lambda p: _pick(p, steps="steps", stepsize="lr", abort_early="abort_early", **_SAME),
-    "boundary": lambda p: {"steps": _foolbox_boundary_steps(p), **_pick(
-        p, spherical_step="spherical_step", source_step="source_step", step_adaptation="step_adaptation")},
-}
-_ART_ARGS: dict[str, ArgsFn] = {  # constructor arguments besides the estimator, norm, eps, targeted and batch size
-    "fgsm": lambda p: {},
-    "pgd": lambda p: {"num_random_init": p["restarts"] if p["random_start"] else 0,
-                      **_pick(p, eps_step="step_size", max_iter="steps")},
-    "deepfool": lambda p: _pick(p, max_iter="steps", epsilon="overshoot", nb_grads="candidates"),
-    "cw": lambda p: _pick(p, max_iter="steps", learning_rate="lr", **_SAME),
-    "boundary": lambda p: {"max_iter": max(1, p["max_queries"] // 40), "step_adapt": 1.0 / p["step_adaptation"],
-                           **_pick(p, delta="spherical_step", epsilon="source_step", init_size="init_draws")},
-}
-
-
-def _foolbox_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
-    fb = require("foolbox")
-    kwargs = _FOOLBOX_ARGS[attack](p)
-    if attack == "boundary":
-        kwargs["init_attack"] = fb.attacks.LinearSearchBlendedUniformNoiseAttack(directions=p["init_draws"],
-                                                                                 steps=p["init_steps"])
-    with refusals("foolbox", attack):
-        fb_attack = getattr(fb.attacks, CLASSES["foolbox"][attack][norm])(**kwargs)
-    start = p.get("starting_points")
-
-    def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        xs, ys = x.detach().to(model.device), y.detach().to(model.device)
-        kw = {} if start is None else {"starting_points": start.detach().to(model.device, xs.dtype)}
-        with eval_mode(model), refusals("foolbox", attack):
-            fmodel = fb.PyTorchModel(model, bounds=model.bounds, device=model.device)
-            criterion = fb.criteria.TargetedMisclassification(ys) if targeted else ys
-            raw, clipped, _ = fb_attack(fmodel, xs, criterion, epsilons=eps, **kw)
-        out = clipped if attack in FIXED_EPS else raw
-        if attack == "cw":  # Foolbox's CW returns an all-zero image where it found nothing: give back x there
-            failed = (raw.flatten(1) == 0).all(dim=1).view(-1, *([1] * (xs.ndim - 1)))
-            out = torch.where(failed, xs, out)
-        return out.detach().to(device=x.device, dtype=x.dtype)
-    return run
-
-
-class _CastInput(nn.Module):
-    """Casts ART's inputs to the data's dtype: under NumPy 2 its BoundaryAttack builds float64 candidates."""
-
-    def __init__(self, model: Classifier, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.model, self.dtype = model, dtype
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self.dtype))
-
-
-def _art_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
-    require("art")
-    from art.attacks import evasion
-    from art.estimators.classification import PyTorchClassifier
-
-    cls = getattr(evasion, CLASSES["art"][attack][norm])
-    args = _ART_ARGS[attack](p)
-    if attack in FIXED_EPS:
-        args.update(norm=float("inf") if norm == "linf" else 2, eps=eps)
-    if attack != "fgsm":
-        args["verbose"] = False
-    if attack != "deepfool":
-        args["targeted"] = targeted
-    start = p.get("starting_points")
-
-    def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with eval_mode(model), refusals("art", attack):
-            classes = model.num_classes or int(model(x[:1].detach().to(model.device)).shape[1])
-            estimator = PyTorchClassifier(
-                model=_CastInput(model, x.dtype), loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-                nb_classes=classes, clip_values=model.bounds, device_type="gpu" if model.device.type == "cuda" else "cpu")
-            art_attack = cls(estimator, batch_size=len(x), **args)
-            kw = {} if start is None else {"x_adv_init": start.detach().cpu().float().numpy()}
-            adv = art_attack.generate(x.detach().cpu().float().numpy(), y.detach().cpu().numpy(), **kw)
-        return torch.from_numpy(adv).to(device=x.device, dtype=x.dtype)
-    return run
 
 
 def _robust_runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targeted: bool) -> Runner:
@@ -205,18 +132,19 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
     """A function ``(model, x, y) -> x_adv`` running ``framework``'s own ``attack``, set from our parameters.
 
     Args:
-        framework: "robust", "art", "foolbox" or "autoattack".
+        framework: one of :data:`FRAMEWORKS`.
         attack: one of :data:`ATTACKS` (for "robust", any registered attack).
         params: our hyperparameter names and values (missing ones take our defaults).
         norm: "linf" or "l2".
         eps: budget in input space; required by the fixed-budget attacks (:data:`FIXED_EPS`) and by
-            AutoAttack's FAB; None runs another minimization attack unbounded.
+            AutoAttack's and torchattacks' FAB; None runs another minimization attack unbounded.
         targeted: ``y`` holds target classes instead of labels.
 
     The runner returns the framework's raw output on ``x``'s device and dtype: not clipped,
-    projected or judged (Foolbox's fgsm/pgd output is its ``clipped`` one, which Foolbox users
-    get). One exception: Foolbox's CW returns an all-zero image where it failed; such samples
-    come back equal to ``x``.
+    projected or judged (Foolbox's fixed-budget output is its ``clipped`` one, which Foolbox
+    users get). One exception: Foolbox's CW returns an all-zero image where it failed; such
+    samples come back equal to ``x``. A library that raises on a batch raises
+    :class:`~robust.comparison.common.FrameworkRefused` (the batch counts as failed).
 
     Raises:
         RobustError: the framework is not installed, or does not offer the attack, the norm or a value.
@@ -226,23 +154,23 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
         raise RobustError(f"attack {attack!r} needs eps")
     p = {**_REGISTRY.get(attack).defaults, **{k: v for k, v in params.items() if v is not None}}
     p.pop("norm", None)
-    if attack == "pgd" and p["step_size"] is None:
-        p["step_size"] = 2.5 * float(eps or 0.0) / p["steps"]
+    if attack in ("pgd", "mi-fgsm") and p["step_size"] is None:  # PGD: 2.5 eps / steps; MI-FGSM: eps / steps
+        p["step_size"] = (2.5 if attack == "pgd" else 1.0) * float(eps or 0.0) / p["steps"]
     if framework == "robust":
         return _robust_runner(attack, p, norm, eps, targeted)
     if targeted and ("targeted", None, NONE) in [row[:3] for row in ROWS[framework][attack]]:
         raise RobustError(f"{framework}'s {attack!r} is untargeted only; run it with targeted=False")
-    if framework == "autoattack":
-        return autoattack.runner(attack, p, norm, eps, targeted)
-    if attack in FIXED_EPS and p.get("loss", "ce") != "ce":
-        raise RobustError(f"{framework}'s {attack!r} has only the cross-entropy loss, not loss={p['loss']!r}")
-    build = _art_runner if framework == "art" else _foolbox_runner
-    return build(attack, p, norm, eps, targeted)
+    _check_loss(framework, attack, p.get("loss"))
+    return _RUNNERS[framework](attack, p, norm, eps, targeted)
 
 
-def _class_names(module: Any, base: type) -> list[str]:
-    return sorted(name for name, obj in vars(module).items() if not name.startswith("_") and isinstance(obj, type)
-                  and issubclass(obj, base) and obj is not base and not inspect.isabstract(obj))
+def _check_loss(framework: str, attack: str, loss: str | None) -> None:
+    offered = LOSSES.get(framework, {}).get(attack, ("ce",))
+    if loss is None or loss in offered:
+        return
+    if offered == ("ce",):
+        raise RobustError(f"{framework}'s {attack!r} has only the cross-entropy loss, not loss={loss!r}")
+    raise RobustError(f"{framework}'s {attack!r} has no loss {loss!r}; it offers {', '.join(offered)}")
 
 
 def capabilities() -> dict[str, dict[str, list[str]]]:
@@ -250,23 +178,13 @@ def capabilities() -> dict[str, dict[str, list[str]]]:
 
     robust: its registries; ART: the evasion attacks of ``art.attacks.evasion`` and preprocessors of
     ``art.defences.preprocessor``; Foolbox: the public attack classes (aliases included) of ``foolbox.attacks``;
-    AutoAttack: the attacks its ``AutoAttack`` class runs (apgd-ce, apgd-t, fab, ...) and its versions.
+    AutoAttack: the attacks its ``AutoAttack`` class runs (apgd-ce, apgd-t, fab, ...) and its versions;
+    torchattacks: its attack classes; adv-lib: the functions of ``adv_lib.attacks``; CleverHans: the
+    modules of ``cleverhans.torch.attacks``.
     """
-    found: dict[str, dict[str, list[str]]] = {
-        "robust": {"attacks": list_attacks(), "defenses": list_defenses()}, "art": {}, "foolbox": {}, "autoattack": {}}
-    with contextlib.suppress(ImportError):  # the top-level import first: a blocked package counts as missing
-        import_module("art")
-        from art.attacks import evasion
-        from art.attacks.attack import EvasionAttack
-        from art.defences import preprocessor
-        from art.defences.preprocessor.preprocessor import Preprocessor
-
-        found["art"] = {"attacks": _class_names(evasion, EvasionAttack),
-                        "defenses": _class_names(preprocessor, Preprocessor)}
-    with contextlib.suppress(ImportError):
-        foolbox = import_module("foolbox")
-
-        found["foolbox"] = {"attacks": _class_names(foolbox.attacks, foolbox.attacks.base.Attack), "defenses": []}
-    with contextlib.suppress(ImportError):
-        found["autoattack"] = autoattack.capabilities()
+    found: dict[str, dict[str, list[str]]] = {"robust": {"attacks": list_attacks(), "defenses": list_defenses()}}
+    for framework, introspect in _PEERS.items():
+        found[framework] = {}
+        with contextlib.suppress(ImportError):  # the top-level import first: a blocked package counts as missing
+            found[framework] = introspect()
     return found

@@ -23,7 +23,8 @@ from typing import Any, get_args, get_type_hints
 import torch
 from torch import nn
 
-from robust.comparison.common import FrameworkRefused, Runner, eval_mode, refusals, require
+from robust.comparison.common import (FrameworkRefused, Runner, eval_mode, from_unit, kept_gradients, refusals,
+                                      require, to_unit)
 from robust.errors import RobustError
 from robust.model import Classifier
 
@@ -32,18 +33,6 @@ APGD_LOSSES = ("ce", "dlr")
 STANDARD = {"steps": 100, "targets": 9, "queries": 5000, "restarts": 1}  # what AutoAttack's standard version sets
 LOGGER = "auto-attack"
 Perturb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-class _Unit(nn.Module):
-    """The model seen on [0, 1]: ``u -> model(lo + span * u)``, reshaped to the data's shape and dtype."""
-
-    def __init__(self, model: Classifier, lo: float, span: float, shape: torch.Size, dtype: torch.dtype) -> None:
-        super().__init__()
-        self.model, self.lo, self.span, self.shape, self.dtype = model, lo, span, shape, dtype
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        x = u if (self.lo, self.span) == (0.0, 1.0) else self.lo + self.span * u
-        return self.model(x.reshape(-1, *self.shape).to(self.dtype))
 
 
 @contextlib.contextmanager
@@ -94,7 +83,7 @@ def _fab(targeted: bool) -> Callable[..., Perturb]:
     return build
 
 
-def _square_queries(queries: int, restarts: int) -> int:
+def square_queries(queries: int, restarts: int) -> int:
     """AutoAttack's proposals per restart for our budget: one query checks x, each restart's start costs one."""
     return max(0, (queries - 1) // restarts - 1)
 
@@ -104,7 +93,7 @@ def _square(targeted: bool) -> Callable[..., Perturb]:
               classes: int) -> Perturb:
         from pyautoattack.square import SquareAttack
 
-        return SquareAttack(f, p_init=p["p_init"], n_queries=_square_queries(p["queries"], p["restarts"]), eps=eps,
+        return SquareAttack(f, p_init=p["p_init"], n_queries=square_queries(p["queries"], p["restarts"]), eps=eps,
                             norm=norm, n_restarts=p["restarts"], seed=seed, device=device, resc_schedule=False,
                             targeted=targeted, loss=p["loss"], verbose=False).perturb
     return build
@@ -128,7 +117,7 @@ def _standard(f: nn.Module, p: dict[str, Any], norm: str, eps: float, seed: int,
     aa.fab.n_iter = steps
     aa.apgd.n_restarts = p["restarts"]
     aa.apgd_targeted.n_target_classes = aa.fab.n_target_classes = targets
-    aa.square.n_queries = _square_queries(p["queries"], 1)
+    aa.square.n_queries = square_queries(p["queries"], 1)
     return lambda u, y: aa.run_standard_evaluation(u, y, batch_size=len(u))[0]
 
 
@@ -164,20 +153,14 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if len(x) == 0:
             return x
-        lo, hi = model.bounds
-        span = hi - lo
         xs, ys = x.detach().to(model.device), y.detach().to(model.device).long()
-        u = ((xs - lo) / span if (lo, span) != (0.0, 1.0) else xs).float()
-        u = u[:, None, None, :] if u.ndim == 2 else u  # flat inputs as one row of pixels (Square needs images)
-        with eval_mode(model), refusals("autoattack", attack), _quiet():
+        u, f = to_unit(model, xs, images=True)  # flat inputs as one row of pixels (Square needs images)
+        with eval_mode(model), kept_gradients(model), refusals("autoattack", attack), _quiet():
             with torch.no_grad():
                 classes = model.num_classes or int(model(xs[:1]).shape[1])
-            f = _Unit(model, lo, span, xs.shape[1:], xs.dtype)
-            perturb = build(f, p, NORMS[norm], budget / span, torch.initial_seed(), model.device, classes)
+            perturb = build(f, p, NORMS[norm], budget / f.span, torch.initial_seed(), model.device, classes)
             out = perturb(u, ys).detach()
-        if (lo, span) != (0.0, 1.0):  # back to the model's bounds; coordinates AutoAttack left alone stay x's
-            out = torch.where(out == u, xs.reshape(u.shape), lo + span * out)
-        return out.reshape(x.shape).to(device=x.device, dtype=x.dtype)
+        return from_unit(model, out, u, x)  # coordinates AutoAttack left alone stay x's
     return run
 
 

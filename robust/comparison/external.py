@@ -15,12 +15,12 @@ import torch
 
 from robust.attack import Attack
 from robust.comparison import adapters as fw
+from robust.comparison.common import PIP
 from robust.errors import RobustError
 from robust.model import Classifier
 from robust.registry import ATTACKS
 
-PIP_NAMES = {"robust": "robust", "art": "adversarial-robustness-toolbox", "foolbox": "foolbox",
-             "autoattack": "pyautoattack"}
+PIP_NAMES = {"robust": "robust", **PIP}  # what follows ``pip install`` for each framework
 
 
 class ExternalAttack(Attack):
@@ -52,14 +52,14 @@ class ExternalAttack(Attack):
 def external_attack(framework: str, name: str, **params: Any) -> Attack:
     """``name`` (or a spec such as ``pgd:steps=10``) as implemented by ``framework``.
 
-    ``framework`` is robust, art, foolbox or autoattack (:data:`~robust.comparison.adapters.FRAMEWORKS`).
+    ``framework`` is one of :data:`~robust.comparison.adapters.FRAMEWORKS`.
     """
     if framework not in fw.FRAMEWORKS:
         raise RobustError(f"unknown framework {framework!r}; use one of {', '.join(fw.FRAMEWORKS)}")
     ours: Attack = ATTACKS.create(name, **params)
     if framework == "robust":
         return ours
-    cls = type(f"{framework.capitalize()}{type(ours).__name__}", (ExternalAttack,), {
+    cls = type(f"{framework.replace('-', '').capitalize()}{type(ours).__name__}", (ExternalAttack,), {
         "name": ours.name, "framework": framework, "parameters": type(ours).parameters, "norms": ours.norms,
         "needs_eps": ours.needs_eps, "takes_eps": ours.takes_eps, "gradient_free": ours.gradient_free,
         "__doc__": f"{type(ours).__name__} as implemented by {framework}, verified by robust.",

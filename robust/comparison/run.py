@@ -33,7 +33,7 @@ def compare(
     data: Data | str,
     attacks: Sequence[str | Attack],
     *,
-    frameworks: Sequence[str] = fw.FRAMEWORKS,
+    frameworks: Sequence[str] | str = fw.DEFAULT_FRAMEWORKS,
     eps: float,
     norm: str = "linf",
     batch_size: int = 256,
@@ -46,6 +46,8 @@ def compare(
 
     Every framework attacks every correctly classified point (no cascade). A framework that
     is not installed is skipped with a warning and listed under ``comparison["missing"]``.
+    ``frameworks`` defaults to robust, ART, Foolbox and AutoAttack; ``"all"`` names every one of
+    :data:`~robust.comparison.adapters.FRAMEWORKS` (torchattacks, adv-lib and CleverHans too).
 
     Returns:
         An :class:`~robust.result.Evaluation` whose ``attacks`` hold one entry per (attack,
@@ -53,6 +55,7 @@ def compare(
         agreement between each pair of frameworks, and the capability matrix.
     """
     check_eps(eps)
+    frameworks = fw.expand(frameworks)
     unknown = [f for f in frameworks if f not in fw.FRAMEWORKS]
     if unknown:
         raise RobustError(f"unknown framework {unknown[0]!r}; use one of {', '.join(fw.FRAMEWORKS)}")

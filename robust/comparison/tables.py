@@ -1,11 +1,15 @@
-"""Parameter tables of the framework comparison: how our hyperparameters map to ART, Foolbox and AutoAttack.
+"""Parameter tables of the framework comparison: how our hyperparameters map to each other framework.
 
-Pure data (shown in reports), so it reads without any of them installed.
+Pure data (shown in reports), so it reads without any of them installed. ART, Foolbox and
+AutoAttack are here; torchattacks, adv-lib and CleverHans in :mod:`robust.comparison.peer_tables`,
+merged into :data:`CLASSES`, :data:`ROWS`, :data:`LOSSES` and :data:`NORM_ARGS` below.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from robust.comparison import peer_tables
 
 @dataclass(frozen=True)
 class ParamMapping:
@@ -28,11 +32,17 @@ class ParamMapping:
 CLASSES: dict[str, dict[str, dict[str, str]]] = {
     "art": {"fgsm": {"linf": "FastGradientMethod", "l2": "FastGradientMethod"},
             "pgd": {"linf": "ProjectedGradientDescentPyTorch", "l2": "ProjectedGradientDescentPyTorch"},
-            "deepfool": {"l2": "DeepFool"}, "cw": {"l2": "CarliniL2Method"}, "boundary": {"l2": "BoundaryAttack"}},
+            "deepfool": {"l2": "DeepFool"}, "cw": {"l2": "CarliniL2Method"}, "boundary": {"l2": "BoundaryAttack"},
+            "apgd": {"linf": "AutoProjectedGradientDescent", "l2": "AutoProjectedGradientDescent"},
+            "square": {"linf": "SquareAttack", "l2": "SquareAttack"},
+            "mi-fgsm": {"linf": "MomentumIterativeMethod", "l2": "MomentumIterativeMethod"}},
     "foolbox": {"fgsm": {"linf": "LinfFastGradientAttack", "l2": "L2FastGradientAttack"},
                 "pgd": {"linf": "LinfPGD", "l2": "L2PGD"},
                 "deepfool": {"linf": "LinfDeepFoolAttack", "l2": "L2DeepFoolAttack"},
-                "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"}},
+                "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"},
+                "ddn": {"l2": "DDNAttack"}, "fmn": {"linf": "LInfFMNAttack", "l2": "L2FMNAttack"},
+                "mi-fgsm": {"linf": "LinfMomentumIterativeFastGradientMethod",
+                            "l2": "L2MomentumIterativeFastGradientMethod"}},
     "autoattack": {attack: {"linf": cls, "l2": cls} for attack, cls in (
         ("apgd", "APGDAttack"), ("apgd-t", "APGDAttack_targeted"), ("fab", "FABAttack_PT"),
         ("fab-t", "FABAttack_PT"), ("square", "SquareAttack"), ("standard", "AutoAttack"))},
@@ -110,6 +120,55 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
     },
 }
 
+_FB_FREE = ("eps", "epsilons", _A, _FREE)
+_MI_STEP = "None -> eps / steps"
+ROWS["art"].update({
+    "apgd": [
+        ("eps", "eps", _E, "eps_step = 2 * eps: AutoAttack's first step"), ("steps", "max_iter", _E, ""),
+        ("restarts", "nb_random_init", _A, "ART starts every run at a random point of the ball"),
+        ("loss", "loss_type", _E, "ce -> the estimator's cross-entropy, dlr -> 'difference_logits_ratio'; "
+         "loss='margin' is refused"),
+        ("rho", None, _N, "ART fixes rho = 0.75 (our default)"),
+        ("screen", None, _N, "ART attacks every point given; set screen=none for the same"),
+        ("targeted", "targeted", _E, "")],
+    "square": [
+        ("eps", "eps", _E, ""),
+        ("queries", "max_iter", _A, "max_iter = (queries - 1) // restarts - 1 iterations per restart, one query each "
+         "for every point still robust, as for AutoAttack"),
+        ("p_init", "p_init", _A, "ART halves p at fixed fractions of max_iter; ours on AutoAttack's schedule"),
+        ("restarts", "nb_restarts", _A, "ART gives each restart the whole max_iter"),
+        ("loss", "loss (logit difference, built in)", _E, "margin only: loss='ce' is refused"),
+        ("screen", None, _N, "ART attacks every point given; set screen=none for the same"),
+        ("prune", None, _N, "ART searches every point with its whole budget; set prune=none for the same"),
+        ("targeted", None, _N, "untargeted only: ART's SquareAttack takes no targets")],
+    "mi-fgsm": [
+        ("eps", "eps", _E, ""), ("steps", "max_iter", _E, _LAST.format("ART")),
+        ("step_size", "eps_step", _E, _MI_STEP),
+        ("decay", "decay", _E, "the gradient is divided by its L1 norm before it is accumulated, as in the paper"),
+        _ART_LOSS, ("targeted", "targeted", _E, "")],
+})
+ROWS["foolbox"].update({
+    "ddn": [("steps", "steps", _E, ""), ("gamma", "gamma", _E, ""), ("init_norm", "init_epsilon", _E, ""),
+            _FB_FREE, _FB_TARGET],
+    "fmn": [
+        ("steps", "steps", _E, ""), ("alpha_init", "max_stepsize", _E, ""),
+        ("alpha_final", "min_stepsize", _E, "None -> alpha_init / 100 in both"),
+        ("gamma_init", "gamma", _A, "Linf as ours; L2: Foolbox 3.3.4's L2 projection keeps the perturbation as it is "
+         "(its factor is norms / norms), so the radius never binds"),
+        ("gamma_final", None, _N, "Foolbox anneals gamma to 0.001 always (our default)"),
+        ("binary_search_steps", "binary_search_steps", _A, "bisections towards the starting points: Linf on "
+         "Foolbox's absolute radii, ours on fractions of each starting point's distance; L2 the same"),
+        ("starting_points", "starting_points", _A, "Foolbox refuses the batch unless every starting point is "
+         "adversarial; ours bisects from those that are and starts the others at x"),
+        _FB_FREE, _FB_TARGET],
+    "mi-fgsm": [
+        ("eps", "epsilons", _E, "the clipped output is returned"), ("steps", "steps", _E, _LAST.format("Foolbox")),
+        ("step_size", "abs_stepsize", _E, _MI_STEP),
+        ("decay", "momentum", _A, "Foolbox accumulates the raw gradient; ours (as the paper) the gradient divided "
+         "by its L1 norm"),
+        ("loss", "cross-entropy (built in)", _E, _CE), _FB_TARGET],
+})
+
 _AA_EPS = ("eps", "eps", _E, "bounds (lo, hi) other than (0, 1): AutoAttack sees the inputs as (x - lo) / (hi - lo) "
            "and eps / (hi - lo)")
 _AA_LAST = "AutoAttack returns the last misclassified iterate, ours the first"
@@ -184,3 +243,22 @@ ROWS["autoattack"] = {
 }
 
 EXACT, APPROXIMATE, NONE = _E, _A, _N
+
+
+def _takes_norm(linf: str, l2: str, *classes: str) -> dict[str, dict[str, str]]:
+    return {cls: {"linf": linf, "l2": l2} for cls in classes}
+
+
+CLASSES.update(peer_tables.CLASSES)
+ROWS.update(peer_tables.ROWS)
+# Our loss names each framework's implementation offers, where more than the cross-entropy.
+LOSSES: dict[str, dict[str, tuple[str, ...]]] = {
+    "art": {"apgd": ("ce", "dlr"), "square": ("margin",)},
+    "autoattack": {"apgd": ("ce", "dlr"), "square": ("margin", "ce")}, **peer_tables.LOSSES}
+# The classes (or functions) that take the norm as an argument, with its value for linf and l2.
+NORM_ARGS: dict[str, dict[str, dict[str, str]]] = {
+    "art": _takes_norm("np.inf", "2", "FastGradientMethod", "ProjectedGradientDescentPyTorch",
+                       "AutoProjectedGradientDescent", "SquareAttack", "MomentumIterativeMethod"),
+    "autoattack": _takes_norm("'Linf'", "'L2'", *{c for by_norm in CLASSES["autoattack"].values()
+                                                for c in by_norm.values()}),
+    **peer_tables.NORM_ARGS}
