@@ -17,6 +17,9 @@ from robust.runs.evaluation import CompareOptions, run_compare
               help="Comma-separated frameworks to compare, of robust, art, foolbox, autoattack (pyautoattack), "
                    "torchattacks, adv-lib and cleverhans, or 'all' for every one installed (a missing one is left "
                    "out with a note); each skips the attacks it does not offer.")
+@click.option("--budget", type=click.IntRange(min=1), default=None,
+              help="Forward plus backward passes per point: every framework is judged on the best point each sample "
+                   "reached within them (counted by the model, the same for all).")
 def compare(progress: bool | None, **options: Any) -> None:
     """Run each attack through robust, ART, Foolbox and AutoAttack on the same points; verify and compare."""
     with user_errors():

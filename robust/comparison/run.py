@@ -17,6 +17,8 @@ from torch import nn
 
 from robust.attack import Attack
 from robust.comparison import adapters as fw
+from robust.comparison import optimality
+from robust.comparison.budget import budgeted
 from robust.comparison.external import PIP_NAMES, external_attack
 from robust.data import Data
 from robust.errors import RobustError
@@ -41,6 +43,7 @@ def compare(
     seed: int = 0,
     progress: bool = False,
     command: str | None = None,
+    budget: int | None = None,
 ) -> Evaluation:
     """Run each attack through each framework on the same points and compare the verified results.
 
@@ -48,6 +51,11 @@ def compare(
     is not installed is skipped with a warning and listed under ``comparison["missing"]``.
     ``frameworks`` defaults to robust, ART, Foolbox and AutoAttack; ``"all"`` names every one of
     :data:`~robust.comparison.adapters.FRAMEWORKS` (torchattacks, adv-lib and CleverHans too).
+    Passes are counted per point by the model for every framework alike. With ``budget``, each
+    framework is judged on the best point each sample reached within that many forward plus
+    backward passes (:mod:`robust.comparison.budget`). Minimal-norm attacks are scored by
+    AttackBench's optimality against the per-point best distance over every run
+    (:mod:`robust.comparison.optimality`).
 
     Returns:
         An :class:`~robust.result.Evaluation` whose ``attacks`` hold one entry per (attack,
@@ -56,6 +64,8 @@ def compare(
     """
     check_eps(eps)
     frameworks = fw.expand(frameworks)
+    if budget is not None and budget < 1:
+        raise RobustError(f"budget must be a positive number of passes per point, got {budget}")
     unknown = [f for f in frameworks if f not in fw.FRAMEWORKS]
     if unknown:
         raise RobustError(f"unknown framework {unknown[0]!r}; use one of {', '.join(fw.FRAMEWORKS)}")
@@ -63,7 +73,7 @@ def compare(
     missing = [f for f, v in versions.items() if v is None]
     for f in missing:
         warnings.warn(f"{f} is not installed: it is left out of the comparison (pip install {PIP_NAMES[f]})", stacklevel=2)
-    runs, skipped, mapping = _plan(attacks, [f for f in frameworks if f not in missing], norm)
+    runs, skipped, mapping = _plan(attacks, [f for f in frameworks if f not in missing], norm, budget)
     if not runs:
         raise RobustError("nothing to compare: no installed framework offers these attacks")
     job = prepare(model, data, runs, norm=norm, batch_size=batch_size, device=device, seed=seed, cascade=False,
@@ -72,12 +82,15 @@ def compare(
     comparison = {
         "frameworks": {f: v for f, v in versions.items() if v is not None}, "missing": missing, "skipped": skipped,
         "mapping": mapping, "agreement": _agreement(job.attacks, [r.broke for r in main.runs], main.correct),
-        "capabilities": fw.capabilities(),
+        "capabilities": fw.capabilities(), "budget": budget,
+        "optimality": optimality.table([(a.name, a.framework) for a in job.attacks],
+                                       [r.found.l2 if norm == "l2" else r.found.linf for r in main.runs], main.correct,
+                                       [not (a.needs_eps or a.takes_eps) for a in job.attacks]),
     }
     return record(job, main, command=command, comparison=comparison)
 
 
-def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str
+def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str, budget: int | None = None
           ) -> tuple[list[Attack], list[dict[str, str]], dict[str, dict[str, list[dict[str, Any]]]]]:
     runs: list[Attack] = []
     skipped: list[dict[str, str]] = []
@@ -93,7 +106,7 @@ def _plan(attacks: Sequence[str | Attack], frameworks: list[str], norm: str
             attack = external_attack(framework, name, **params)
             if framework == "robust" and any(fw.supports(f, name, norm) for f in frameworks if f != "robust"):
                 attack = _whole(attack)  # a preset pairs with another framework's whole run, not with its parts
-            runs.append(attack)
+            runs.append(attack if budget is None else budgeted(attack, budget))
             if framework != "robust":
                 mapping.setdefault(name, {})[framework] = [asdict(row) for row in fw.mapping(framework, name, norm)]
     return runs, skipped, mapping
@@ -129,22 +142,58 @@ def _agreement(runs: list[Attack], masks: list[torch.Tensor], correct: torch.Ten
 
 
 def comparison_table(result: dict[str, Any]) -> str:
-    """Plain-text tables of a comparison result (per attack and framework, then agreement)."""
-    head = ("attack", "framework", "robust acc", "success", f"median {result['norm']}", f"mean {result['norm']}",
-            "seconds", "img/s", "violations")
+    """Plain-text tables of a comparison result: per attack and framework, the survey's grid, then agreement.
+
+    The first table has a row per run (robust accuracy, success rate, median and mean distance,
+    optimality of minimal-norm attacks, seconds, forward + backward passes per attacked point,
+    violations); the grid has attacks as rows and frameworks as columns, each cell robust
+    accuracy / median distance / optimality.
+    """
+    norm = result["norm"]
+    scores = optimality_of(result)
+    head = ("attack", "framework", "robust acc", "success", f"median {norm}", f"mean {norm}", "optimality", "seconds",
+            "passes/pt", "violations")
     rows: list[tuple[str, ...]] = []
     for a in result["attacks"]:
-        med, mean = (a["median_l2"], a["mean_l2"]) if result["norm"] == "l2" else (a["median_linf"], a["mean_linf"])
-        rate = a["attacked"] / a["seconds"] if a["seconds"] > 0 else float("nan")
+        med, mean = _distance_stats(a, norm)
+        passes = a.get("forwards_per_sample", 0.0) + a.get("backwards_per_sample", 0.0)
         rows.append((a["name"], a["framework"], f"{a['robust_accuracy']:.2%}", f"{a['success_rate']:.2%}", _f(med),
-                     _f(mean), f"{a['seconds']:.2f}", f"{rate:.0f}", str(a["violations"])))
+                     _f(mean), _f(scores.get((a["name"], a["framework"]))), f"{a['seconds']:.2f}", f"{passes:.0f}",
+                     str(a["violations"])))
     lines = _grid(head, rows)
-    agreement = (result.get("comparison") or {}).get("agreement", [])
+    comparison = result.get("comparison") or {}
+    if comparison.get("budget"):
+        lines.append(f"(each framework judged on the best point reached within {comparison['budget']} passes per point)")
+    lines += ["", *survey_grid(result, scores)]
+    agreement = comparison.get("agreement", [])
     if agreement:
         pairs = [(r["attack"], f"{r['a']} vs {r['b']}", str(r["both"]), str(r["only_a"]), str(r["only_b"]),
                   str(r["neither"])) for r in agreement]
         lines += ["", *_grid(("attack", "pair", "both fooled", "only first", "only second", "neither"), pairs)]
     return "\n".join(lines)
+
+
+def optimality_of(result: dict[str, Any]) -> dict[tuple[str, str], float | None]:
+    """(attack, framework) -> optimality, for the minimal-norm runs of a comparison result."""
+    runs = ((result.get("comparison") or {}).get("optimality") or {}).get("runs", [])
+    return {(r["attack"], r["framework"]): r["optimality"] for r in runs}
+
+
+def survey_grid(result: dict[str, Any], scores: dict[tuple[str, str], float | None]) -> list[str]:
+    """Attacks as rows, frameworks as columns; each cell robust accuracy / median distance / optimality."""
+    frameworks = list(dict.fromkeys(a["framework"] for a in result["attacks"]))
+    cells: dict[str, dict[str, str]] = {}
+    for a in result["attacks"]:
+        med, _ = _distance_stats(a, result["norm"])
+        score = scores.get((a["name"], a["framework"]))
+        cells.setdefault(a["name"], {})[a["framework"]] = (
+            f"{a['robust_accuracy']:.1%} / {_f(med)}" + ("" if score is None else f" / {score:.3f}"))
+    head = (f"robust acc / median {result['norm']} / optimality", *frameworks)
+    return _grid(head, [(name, *(row.get(f, "-") for f in frameworks)) for name, row in cells.items()])
+
+
+def _distance_stats(a: dict[str, Any], norm: str) -> tuple[float | None, float | None]:
+    return (a["median_l2"], a["mean_l2"]) if norm == "l2" else (a["median_linf"], a["mean_linf"])
 
 
 def _f(value: float | None) -> str:

@@ -43,10 +43,25 @@ def render(result: dict[str, Any]) -> str:
     """Render the self-contained HTML report (inline CSS and SVG, no scripts, no network) of a result dict."""
     from robust.report import plots
 
-    figures = {"curve": plots.robustness_curve(result), "histogram": plots.distance_histogram(result)}
+    figures = {"curve": plots.robustness_curve(result), "histogram": plots.distance_histogram(result),
+               "optimality": plots.optimality_curves(result)}
     # The SVGs are drawn by matplotlib from numbers alone (no user text), so they are safe to inline.
     safe = {k: markupsafe.Markup(v) if v else None for k, v in figures.items()}
-    return _ENV.get_template("report.html.j2").render(r=result, fig=safe)
+    return _ENV.get_template("report.html.j2").render(r=result, fig=safe, survey=survey(result))
+
+
+def survey(result: dict[str, Any]) -> dict[str, Any] | None:
+    """A comparison as the survey's table: attacks as rows, frameworks as columns, one cell per run
+    (its summary with ``optimality`` added), None where a framework did not run an attack."""
+    if not result.get("comparison"):
+        return None
+    runs = (result["comparison"].get("optimality") or {}).get("runs", [])
+    scores = {(r["attack"], r["framework"]): r["optimality"] for r in runs}
+    frameworks = list(dict.fromkeys(a["framework"] for a in result["attacks"]))
+    rows: dict[str, dict[str, Any]] = {}
+    for a in result["attacks"]:
+        rows.setdefault(a["name"], {})[a["framework"]] = {**a, "optimality": scores.get((a["name"], a["framework"]))}
+    return {"frameworks": frameworks, "rows": rows}
 
 
 def write_html(result: Evaluation | dict[str, Any], path: str | os.PathLike[str]) -> Path:

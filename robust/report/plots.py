@@ -84,3 +84,26 @@ def distance_histogram(result: dict[str, Any]) -> str | None:
     ax.set_ylabel("samples")
     ax.grid(alpha=0.3)
     return _svg(fig)
+
+
+def optimality_curves(result: dict[str, Any]) -> str | None:
+    """A comparison's robust accuracy against distance per minimal-norm run, with the per-point best over all."""
+    table = (result.get("comparison") or {}).get("optimality") or {}
+    runs = [r for r in table.get("runs", []) if r["curve"]]
+    if not runs or not table.get("best"):
+        return None
+    fig, ax = _figure()
+    best = np.asarray(table["best"], dtype=float)
+    ax.plot(best[:, 0], best[:, 1], color="#111111", linewidth=2, label="best per point (all runs)")
+    for i, run in enumerate(runs):
+        points = np.asarray(run["curve"], dtype=float)
+        score = "" if run["optimality"] is None else f" ({run['optimality']:.3f})"
+        ax.plot(points[:, 0], points[:, 1], linestyle="--", linewidth=1, marker=MARKERS[i % len(MARKERS)],
+                markevery=8, markersize=3, label=f"{run['attack']} / {run['framework']}{score}")
+    ax.axvline(float(result["eps"]), color="#9a6700", linestyle=":", label=f"eps = {result['eps']:.4g}")
+    ax.set_xlabel(f"{result['norm']} distance (input space)")
+    ax.set_ylabel("robust accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", frameon=False, fontsize=7)
+    return _svg(fig)

@@ -28,6 +28,7 @@ class CompareOptions(RunOptions):
     """``robust compare``: each attack through several frameworks on the same points."""
 
     frameworks: str = "robust,art,foolbox,autoattack"
+    budget: int | None = None
 
 
 def run_evaluate(options: EvaluateOptions) -> Finished:
@@ -68,5 +69,5 @@ def run_compare(options: CompareOptions) -> Finished:
     frameworks = [f.strip() for f in options.frameworks.split(",") if f.strip()]
     model, data = load(options, options.device)
     result = run(model, data, attacks, frameworks=frameworks, eps=eps, norm=options.norm, batch_size=int(size),
-                 seed=options.seed, progress=options.progress, command=options.command)
+                 seed=options.seed, progress=options.progress, command=options.command, budget=options.budget)
     return Finished(result, target, 0, write(result, target))
