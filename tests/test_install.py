@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ATTACKS = ["apgd", "apgd-t", "boundary", "cw", "deepfool", "fab", "fab-t", "fgsm", "pgd", "square", "standard"]
+ATTACKS = ["apgd", "apgd-t", "boundary", "cw", "ddn", "deepfool", "fab", "fab-t", "fgsm", "fmn", "mi-fgsm", "pgd", "square",
+           "standard"]
 DEFENSES = ["adversarial-training", "feature-squeezing", "jpeg", "spatial-smoothing"]
 
 

@@ -1,0 +1,131 @@
+"""FMN: the linear oracle in L2 and Linf, agreement with Foolbox, targets, starting points and batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import robust
+
+
+@pytest.fixture(scope="module")
+def mnist_correct(mnist500: Any, zoo_cnn: robust.Classifier) -> tuple[torch.Tensor, torch.Tensor]:
+    """64 MNIST test images that the zoo CNN classifies correctly."""
+    x, y = mnist500.x[:128].to(zoo_cnn.device), mnist500.y[:128].to(zoo_cnn.device)
+    ok = zoo_cnn.predict(x) == y
+    return x[ok][:64], y[ok][:64]
+
+
+def correct_digits(model: robust.Classifier, digits: Any, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = digits.x[:2 * n], digits.y[:2 * n]
+    keep = model.predict(x).cpu() == y
+    return x[keep][:n], y[keep][:n]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_linear_oracle_within_one_percent(norm: str, linear_oracle: Any) -> None:
+    """Known minimal distances (Linf: |margin| / ||w_y - w_k||_1): 1000 steps land within 1% on average."""
+    o = linear_oracle
+    res = robust.create_attack("fmn", norm=norm, steps=1000)(o.model, o.x, o.y)
+    ratio = res.distance(norm).cpu() / o.min_distance(norm)
+    assert bool(res.success.all())
+    assert not bool((o.model.predict(res.x_adv).cpu() == o.y).any())
+    assert float(ratio.mean()) <= 1.01, ratio
+    assert float(ratio.min()) >= 0.999, "nothing can beat the minimal distance"
+    assert (res.forward_passes, res.backward_passes) == (1001, 1000)
+
+
+def test_as_close_as_foolbox(zoo_cnn: robust.Classifier, mnist_correct: Any) -> None:
+    foolbox = pytest.importorskip("foolbox")
+    x, y = mnist_correct
+    ours = robust.create_attack("fmn", norm="l2", steps=100)(zoo_cnn, x, y)
+    fmodel = foolbox.PyTorchModel(zoo_cnn.module.eval(), bounds=(0, 1), device=zoo_cnn.device)
+    adv, _, _ = foolbox.attacks.L2FMNAttack(steps=100)(fmodel, x, y, epsilons=None)
+    fb_l2 = (adv - x).flatten(1).norm(dim=1)
+    assert bool(ours.success.all())
+    assert float(ours.l2.median()) <= 1.02 * float(fb_l2.median()), (float(ours.l2.median()), float(fb_l2.median()))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_targeted_reaches_the_targets(norm: str, linear_oracle: Any) -> None:
+    o = linear_oracle
+    target = (o.y + 3) % 10
+    res = robust.create_attack("fmn", norm=norm, steps=200)(o.model, o.x, target, targeted=True)
+    assert bool(res.success.all())
+    assert torch.equal(o.model.predict(res.x_adv).cpu(), target)
+    # beating y alone needs the distance to the boundary between y and the target (dual norm below)
+    diff = o.weight[o.y] - o.weight[target]
+    gap = (o.x.flatten(1) * diff).sum(1) + o.bias[o.y] - o.bias[target]
+    needed = gap / diff.norm(p=2 if norm == "l2" else 1, dim=1)
+    assert bool((res.distance(norm).cpu() >= 0.999 * needed).all())
+
+
+@pytest.mark.parametrize("norm", ["l2", "linf"])
+def test_starting_points_are_bisected_towards_x(norm: str, digits_model: robust.Classifier, digits: Any) -> None:
+    x, y = correct_digits(digits_model, digits)
+    far = robust.create_attack("pgd", norm=norm, steps=20)(digits_model, x, y, eps=1.0 if norm == "linf" else 6.0)
+    given = far.success.cpu()
+    assert int(given.sum()) >= 12, "most starting points must be adversarial"
+    start = torch.where(given.view(-1, 1, 1, 1), far.x_adv.cpu(), x)  # the rest are not adversarial: they start at x
+    relative = {}
+    for searches in (0, 10):
+        fmn = robust.create_attack("fmn", norm=norm, steps=1, binary_search_steps=searches, starting_points=start)
+        res = fmn(digits_model, x, y)
+        assert bool(res.success.cpu()[given].all())
+        relative[searches] = res.distance(norm).cpu()[given] / far.distance(norm).cpu()[given]
+        assert float(relative[searches].max()) <= 1 + 1e-5, "the search never moves away from x"
+    assert float(relative[0].mean()) >= 0.95, "without bisection the one step starts at the starting points"
+    assert float(relative[10].mean()) <= 0.8, "bisection brings the starting points towards x"
+
+
+def test_starting_points_must_match_x(digits_model: robust.Classifier, digits: Any) -> None:
+    x, y = correct_digits(digits_model, digits, 4)
+    with pytest.raises(robust.RobustError, match="starting_points must have the shape"):
+        robust.create_attack("fmn", starting_points=x[:2])(digits_model, x, y)
+
+
+def test_points_already_misclassified_leave_at_once(digits_model: robust.Classifier, digits: Any) -> None:
+    """The digits model raises on an empty batch: a batch that is all misclassified costs one pass."""
+    x = digits.x[:24]
+    wrong = (digits_model.predict(x).cpu() + 1) % 10
+    res = robust.create_attack("fmn", steps=20)(digits_model, x, wrong)
+    assert bool(res.success.all()) and float(res.linf.max()) == 0.0
+    assert (res.forward_passes, res.backward_passes) == (1, 1)
+    res = robust.create_attack("fmn", steps=20, starting_points=x)(digits_model, x, wrong)  # no bisection to do
+    assert bool(res.success.all()) and float(res.linf.max()) == 0.0
+
+
+def test_passes_do_not_grow_with_the_batch(digits_model: robust.Classifier, digits: Any) -> None:
+    x, y = correct_digits(digits_model, digits)
+    attack = robust.create_attack("fmn", norm="l2", steps=15)
+    one, many = attack(digits_model, x[:1], y[:1]), attack(digits_model, x, y)
+    assert (one.forward_passes, one.backward_passes) == (many.forward_passes, many.backward_passes) == (16, 15)
+    assert many.forward_samples == 16 * len(x)
+
+
+def test_step_size_and_gamma_are_annealed() -> None:
+    fmn = robust.create_attack("fmn", alpha_init=2.0)
+    assert fmn.step_size(0, 100) == pytest.approx(2.0)
+    assert fmn.step_size(50, 100) == pytest.approx((2.0 + 0.02) / 2)
+    assert fmn.step_size(100, 100) == pytest.approx(0.02)  # alpha_final None: alpha_init / 100
+    assert robust.create_attack("fmn", alpha_final=0.5).step_size(100, 100) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"steps": 0}, "steps must be"),
+    ({"alpha_init": 0.0}, "alpha_init must be"),
+    ({"alpha_final": -1.0}, "alpha_final must be"),
+    ({"gamma_init": 1.0}, "gamma_init must be"),
+    ({"gamma_final": -0.1}, "gamma_final must be"),
+    ({"binary_search_steps": -1}, "binary_search_steps must be"),
+    ({"starting_points": 3}, "starting_points must be"),
+    ({"norm": "l1"}, "norm must be one of linf, l2"),
+])
+def test_rejects_bad_parameters(params: dict[str, Any], message: str, digits_model: robust.Classifier,
+                                digits: Any) -> None:
+    with pytest.raises(robust.RobustError, match=message):
+        robust.create_attack("fmn", **params)(digits_model, digits.x[:4], digits.y[:4])
