@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from robust.errors import RobustError
-from robust.model import Classifier
+from robust.model import Classifier, Wrapper
 from robust.params import Configurable, Param
 
 GradientMode = Literal["exact", "bpda", "approx", "eot"]
@@ -172,7 +172,7 @@ class Preprocessed(nn.Module):
         return _Straight.apply(x, out)
 
 
-class DefendedClassifier(Classifier):
+class DefendedClassifier(Wrapper):
     """A Classifier whose inputs pass through a preprocessing defense first.
 
     It is a plain :class:`Classifier` around :class:`Preprocessed` with the inner model's
@@ -181,8 +181,6 @@ class DefendedClassifier(Classifier):
     and ``num_classes`` are the inner model's. ``defenses`` lists the chain, innermost
     first, so defenses stack by wrapping again.
     """
-
-    counts_passes = False
 
     def __init__(self, inner: Classifier, defense: PreprocessingDefense) -> None:
         super().__init__(Preprocessed(inner, defense), bounds=inner.bounds, device=inner.device)
@@ -198,6 +196,9 @@ class DefendedClassifier(Classifier):
     def inner(self) -> Classifier:
         """The classifier behind this defense."""
         return self.pipeline.inner
+
+    def wrapped(self) -> Classifier:
+        return self.inner
 
     @property
     def defense(self) -> PreprocessingDefense:
@@ -225,16 +226,6 @@ class DefendedClassifier(Classifier):
         with super().fitting(), self.inner.fitting():
             yield self
 
-    def _observe(self, logits: torch.Tensor) -> None:
-        """The inner classifier checks the network's outputs and knows the number of classes."""
-
-    @property  # type: ignore[override]
-    def num_classes(self) -> int | None:
-        return self.inner.num_classes
-
-    @num_classes.setter
-    def num_classes(self, value: int | None) -> None:
-        self.inner.num_classes = value
 
 
 def defense_chain(model: Classifier) -> list[PreprocessingDefense]:

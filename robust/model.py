@@ -256,6 +256,28 @@ class Classifier(nn.Module):
             )
 
 
+
+class Wrapper(Classifier):
+    """A Classifier in front of another one (:meth:`wrapped`), which counts the passes through the
+    network, checks its outputs and knows the number of classes; subclasses share its counter."""
+
+    counts_passes = False
+
+    def wrapped(self) -> Classifier:
+        """The classifier this one is in front of."""
+        raise NotImplementedError
+
+    def _observe(self, logits: torch.Tensor) -> None:
+        """The wrapped classifier checks the network's outputs."""
+
+    @property  # type: ignore[override]
+    def num_classes(self) -> int | None:
+        return self.wrapped().num_classes
+
+    @num_classes.setter
+    def num_classes(self, value: int | None) -> None:
+        self.wrapped().num_classes = value
+
 def logits_of(output: Any) -> torch.Tensor:
     """The logits in a module's output: the tensor itself, the first element of a tuple or list,
     or the ``logits`` entry of a mapping or output object (Hugging Face's ``ModelOutput``)."""

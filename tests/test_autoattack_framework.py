@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner
-from torch import nn
 
 import robust
 from robust.cli import main
@@ -20,6 +19,7 @@ from robust.comparison import adapters as frameworks
 from robust.comparison import compare, external_attack
 from robust.comparison.adapters import capabilities, make_runner, mapping, supports
 from robust.comparison.tables import CLASSES
+from tests.fixtures.nets import Scaled255
 
 pytest.importorskip("pyautoattack")
 
@@ -45,17 +45,6 @@ def mnist64() -> Any:
     return robust.load_dataset("mnist", n=64)
 
 
-class _Scaled(nn.Module):
-    """A net on inputs in [0, 255]: divides by 255, then runs the (0, 1) model."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x / 255)
-
-
 def test_apgd_agrees_with_ours(robust_cnn: robust.Classifier, mnist64: Any) -> None:
     result = compare(robust_cnn, (mnist64.x, mnist64.y), ["apgd:steps=20"], frameworks=["robust", "autoattack"], eps=0.3)
     entries = {a.framework: a for a in result.attacks}
@@ -75,7 +64,7 @@ def test_apgd_agrees_with_ours(robust_cnn: robust.Classifier, mnist64: Any) -> N
 def test_bounds_other_than_unit(robust_cnn: robust.Classifier, mnist64: Any) -> None:
     """On a (0, 255) model AutoAttack sees [0, 1]: output inside the bounds and the ball, same accuracy."""
     x, y = mnist64.x[:32], mnist64.y[:32]
-    wide = robust.Classifier(_Scaled(robust_cnn), bounds=(0, 255))
+    wide = robust.Classifier(Scaled255(robust_cnn), bounds=(0, 255))
     apgd = external_attack("autoattack", "apgd", steps=10)
     on_wide = apgd(wide, x * 255, y, eps=0.3 * 255, seed=3)
     on_unit = apgd(robust_cnn, x, y, eps=0.3, seed=3)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import torch
 from click.testing import CliRunner
-from torch import nn
 
 import robust
 from robust.cli import main
@@ -22,6 +21,7 @@ from robust.comparison.adapters import capabilities, expand, make_runner, mappin
 from robust.comparison.common import MODULES, FrameworkRefused
 from robust.comparison.peer_tables import CLASSES
 from robust.registry import declarations, list_attacks
+from tests.fixtures.nets import Scaled255
 
 PEERS = ("torchattacks", "adv-lib", "cleverhans")
 TABLE = [(f, a, n) for f in PEERS for a in CLASSES[f] for n in CLASSES[f][a]]
@@ -78,17 +78,6 @@ def test_verified_accuracy_agrees_with_ours(framework: str, spec: str, norm: str
     assert result.comparison is not None and result.comparison["mapping"][spec.split(":")[0]][framework]
 
 
-class _Scaled(nn.Module):
-    """A net on inputs in [0, 255]: divides by 255, then runs the (0, 1) model."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x / 255)
-
-
 @pytest.mark.parametrize("framework, attack, norm, eps, params", [
     ("torchattacks", "fgsm", "linf", 0.1, {}),
     ("adv-lib", "pgd", "linf", 0.1, {"steps": 3, "random_start": False}),
@@ -103,7 +92,7 @@ def test_other_bounds_are_rescaled(framework: str, attack: str, norm: str, eps: 
     """
     _installed(framework)
     x, y = mnist64.x[:16], mnist64.y[:16]
-    wide = robust.Classifier(_Scaled(zoo_cnn.module), bounds=(0.0, 255.0))
+    wide = robust.Classifier(Scaled255(zoo_cnn.module), bounds=(0.0, 255.0))
     unit = make_runner(framework, attack, params, norm=norm, eps=eps)(zoo_cnn, x, y)
     scaled = make_runner(framework, attack, params, norm=norm, eps=255 * eps)(wide, 255 * x, y)
     assert torch.allclose(scaled, 255 * unit, atol=1e-2)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from robust.attack import Attack
-from robust.model import Classifier
+from robust.model import Classifier, Wrapper
 
 MATCH_COORDINATES = 4096  # coordinates compared when matching rows to clean points
 
@@ -40,7 +40,7 @@ class _Through(nn.Module):
         return self.inner(x)
 
 
-class Watched(Classifier):
+class Watched(Wrapper):
     """``inner`` seen through a per-point pass budget, keeping each point's best row.
 
     Args:
@@ -52,8 +52,6 @@ class Watched(Classifier):
             minimal-norm attack.
         targeted: success is the target class instead of any other class.
     """
-
-    counts_passes = False
 
     def __init__(self, inner: Classifier, x: torch.Tensor, y: torch.Tensor, *, budget: int, norm: str,
                  eps: float | None, targeted: bool) -> None:
@@ -111,16 +109,8 @@ class Watched(Classifier):
         self.best[chosen] = z[first].to(self.best.dtype)
         self.best_distance[chosen] = smallest[chosen]
 
-    def _observe(self, logits: torch.Tensor) -> None:
-        """The inner classifier checks the outputs."""
-
-    @property  # type: ignore[override]
-    def num_classes(self) -> int | None:
-        return self.inner.num_classes
-
-    @num_classes.setter
-    def num_classes(self, value: int | None) -> None:
-        self.inner.num_classes = value
+    def wrapped(self) -> Classifier:
+        return self.inner
 
 
 def budgeted(attack: Attack, budget: int) -> Attack:

@@ -47,6 +47,10 @@ NORM_ARGS: dict[str, dict[str, dict[str, str]]] = {
     "cleverhans": _takes_norm("np.inf", "2", "fast_gradient_method", "projected_gradient_descent"),
 }
 
+DDN_LOSS = ("{} ascends the cross-entropy throughout, ours the cross-entropy for the first half of the steps and "
+             "the logit margin for the second (closer minima where the softmax is flat)")
+FMN_RADIUS = ("until a point's first adversarial iterate, ours widens the boundary estimate by 1 + gamma and never "
+               "shrinks the radius, so a point cannot stall on the boundary itself; {} follows the paper's rule")
 _CE = "cross-entropy only: another loss is refused"
 _FREE = "minimization attack: the raw output is returned, not restricted to eps"
 _LAST = "{} returns the last iterate, ours the first misclassified one"
@@ -162,7 +166,7 @@ ROWS: dict[str, dict[str, list[Row]]] = {
             ("targets", "restarts", _E, "targeted_restarts=True: " + _TOP),
             _screen("adv-lib"), _prune("adv-lib")]),
         "fmn": [
-            ("steps", "steps", _E, ""), ("alpha_init", "α_init", _E, ""),
+            ("steps", "steps", _E, FMN_RADIUS.format("adv-lib")), ("alpha_init", "α_init", _E, ""),
             ("alpha_final", "α_final", _E, "None -> alpha_init / 100 in both"), ("gamma_init", "γ_init", _E, ""),
             ("gamma_final", "γ_final", _E, ""),
             ("binary_search_steps", "binary_search_steps", _A, "bisections towards the starting points: Linf on "
@@ -171,7 +175,7 @@ ROWS: dict[str, dict[str, list[Row]]] = {
              "adversarial; ours bisects from those that are and starts the others at x"),
             ("eps", None, _N, "no budget in adv-lib's FMN: " + _FREE), _TARGET],
         "ddn": [
-            ("steps", "steps", _E, ""), ("gamma", "γ", _E, ""), ("init_norm", "init_norm", _E, ""),
+            ("steps", "steps", _E, DDN_LOSS.format("adv-lib")), ("gamma", "γ", _E, ""), ("init_norm", "init_norm", _E, ""),
             ("eps", None, _N, "no budget in adv-lib's DDN: " + _FREE + "; levels=None: no quantization to 256 "
              "levels (adv-lib's default quantizes)"), _TARGET],
         "cw": [
