@@ -42,6 +42,7 @@ bench: install
 	$(BIN)/python benchmarks/bench_cascade.py
 	$(BIN)/python benchmarks/bench_precision.py
 	$(BIN)/python benchmarks/bench_stream.py
+	$(BIN)/python benchmarks/bench_frameworks.py
 	$(BIN)/python benchmarks/bench_autoattack.py
 
 lint: install

@@ -37,6 +37,7 @@ STEPS=(
     "bench_defenses|35|$PY benchmarks/bench_defenses.py --device cuda --quick"
     "bench_minimization|50|$PY benchmarks/bench_minimization.py --device cuda --quick"
     "bench_stream|90|$PY benchmarks/bench_stream.py --device cuda"
+    "bench_frameworks|120|$PY benchmarks/bench_frameworks.py --device cuda --models cnn-at --n 500 --batch-size 500"
     "bench_autoattack_resnet_at|120|$PY benchmarks/bench_autoattack.py --device cuda --models resnet-at --n 500 --section autoattack-resnet-at"
     "bench_precision_compile|90|$PY benchmarks/bench_precision.py --device cuda --compile --section precision-compile"
 )

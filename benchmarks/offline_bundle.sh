@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:-.gpu-bundle}
 PYVER=${2:-3.12}
 PY=.venv/bin/python
-PACKAGES=(adversarial-robustness-toolbox foolbox eagerpy GitPython gitdb smmap pyautoattack kornia kornia_rs setuptools)
+PACKAGES=(adversarial-robustness-toolbox foolbox eagerpy GitPython gitdb smmap pyautoattack kornia kornia_rs setuptools
+          torchattacks adv-lib cleverhans)
 
 [ -x "$PY" ] || { echo "offline_bundle: no $PY; run 'make install' first" >&2; exit 2; }
 pins=()
