@@ -46,6 +46,24 @@ def test_cw_agrees_with_foolbox(zoo_cnn: robust.Classifier, mnist500: Any) -> No
     assert float(ours.l2[ours.success].median()) <= float(fb_l2[fb_success].median()) * 1.02
 
 
+
+def test_abort_early_stops_when_foolbox_does(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
+    """A short run with a large step: the paper's batch rule keeps every point going as Foolbox
+    does, so the smallest perturbations found are the same, point by point."""
+    foolbox = pytest.importorskip("foolbox")
+    x, y = correct_points(zoo_cnn, mnist500, 48)
+    hp = {"steps": 20, "binary_search_steps": 1, "initial_const": 1.0, "abort_early": True}
+    ours = robust.create_attack("cw", lr=0.1, **hp)(zoo_cnn, x, y)
+    fmodel = foolbox.PyTorchModel(zoo_cnn.module.eval(), bounds=(0, 1))
+    raw, _, _ = foolbox.attacks.L2CarliniWagnerAttack(stepsize=0.1, **hp)(
+        fmodel, x.to(zoo_cnn.device), y.to(zoo_cnn.device), epsilons=None)
+    found = raw.flatten(1).abs().amax(dim=1) > 0
+    fb_success = (zoo_cnn.predict(raw) != y.to(zoo_cnn.device)) & found
+    fb_l2 = (raw - x.to(raw.device)).flatten(1).norm(dim=1)
+    assert bool(ours.success.any())
+    assert torch.equal(ours.success.cpu(), fb_success.cpu())
+    assert torch.allclose(ours.l2[ours.success].cpu(), fb_l2[fb_success].cpu(), rtol=1e-3)
+
 def test_targeted_cw_reaches_targets(zoo_cnn: robust.Classifier, mnist500: Any) -> None:
     x, y = correct_points(zoo_cnn, mnist500, 8)
     targets = (y + 1) % 10
