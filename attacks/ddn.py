@@ -129,7 +129,7 @@ class NormSearch(Attack):
                 rows, seen = rows.keep(~done), seen.keep(~done)
             rows.radius = self.next_radius(t, steps, rows, seen).minimum(rows.worst)
             moved = rows.delta + self.step_size(t, steps) * self.direction(seen.grad, generator)
-            rows.delta = clip(rows.x + self.project(moved, rows.radius), model.bounds) - rows.x
+            rows.delta = clip(rows.x + self.step_onto(moved, rows), model.bounds) - rows.x
         self.observe(model, rows, targeted, best, None)
         return best.point
 
@@ -184,6 +184,10 @@ class NormSearch(Attack):
     @abc.abstractmethod
     def next_radius(self, t: int, steps: int, rows: Rows, seen: Seen) -> torch.Tensor:
         """The radius for step ``t``'s projection, from what was seen at the current points."""
+
+    def step_onto(self, moved: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """Where a step's perturbations go for the rows' radii: :meth:`project` unless a subclass says otherwise."""
+        return self.project(moved, rows.radius)
 
     @abc.abstractmethod
     def project(self, delta: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:

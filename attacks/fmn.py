@@ -5,7 +5,8 @@ found, eps moves to the current size plus the linearized distance to the boundar
 (``|margin| / ||grad||_*``, with the dual norm); afterwards it shrinks by a factor
 ``1 - gamma`` while the current point is adversarial (never above the best size found) and
 grows by ``1 + gamma`` while it is not. The perturbation ascends the logit margin with
-L2-normalized gradient steps and is projected onto the eps ball. Step size and gamma are
+L2-normalized gradient steps and is projected onto the eps ball (L2: onto its sphere until
+the first adversarial point). Step size and gamma are
 cosine-annealed. The loop is :class:`~robust.attacks.ddn.NormSearch`, shared with DDN.
 
 Shapes: ``x`` (N, C, H, W) in the model's bounds, ``y`` (N,) labels (targets when
@@ -58,7 +59,12 @@ class FMN(NormSearch):
     is never adversarial: the paper's rule then stalls there for good), and eps never falls
     below its previous value times ``1 + gamma`` (where the bounds clip the step, the
     realized perturbation stays below eps and the estimate alone can hover short of the
-    boundary: on an MNIST CNN, 2 points in 128 were never broken in 100 steps).
+    boundary: on an MNIST CNN, 2 points in 128 were never broken in 100 steps). A third for
+    L2: until a point's first adversarial iterate its perturbation is scaled onto the sphere of
+    radius eps, not only into the ball (DDN's projection), so the estimate is reached even where
+    the gradient steps are short: on the zoo's adversarially trained ``cnn-at`` the ball alone
+    broke 73% of 99 points in 100 steps, the sphere every one (median L2 2.08; adv-lib, whose
+    L2 projection scales every perturbation to eps, 2.28).
 
     Per sample, the smallest adversarial perturbation seen is returned; a sample never broken
     comes back unchanged. With ``eps`` the harness projects the result.
@@ -91,6 +97,15 @@ class FMN(NormSearch):
         reached = torch.where(rows.radius.isinf(), boundary, torch.maximum(boundary, rows.radius))
         grown = torch.where(rows.found, rows.radius, reached) * (1 + gamma)
         return torch.where(seen.adversarial, torch.minimum(rows.radius * (1 - gamma), seen.best), grown)
+
+    def step_onto(self, moved: torch.Tensor, rows: Rows) -> torch.Tensor:
+        """L2: onto the sphere of the radius until a row's first adversarial point, into the ball after."""
+        inside = self.project(moved, rows.radius)
+        if self.norm != "l2" or bool(rows.found.all()):
+            return inside
+        size = moved.flatten(1).norm(dim=1).clamp_min(1e-12)
+        sphere = moved * per_sample(rows.radius / size, moved)
+        return torch.where(per_sample(rows.found, moved), inside, sphere)
 
     def project(self, delta: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
         r = per_sample(radius, delta)

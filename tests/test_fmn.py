@@ -24,6 +24,17 @@ def correct_digits(model: robust.Classifier, digits: Any, n: int = 24) -> tuple[
     return x[keep][:n], y[keep][:n]
 
 
+
+def test_l2_reaches_every_point_of_an_adversarially_trained_model(mnist500: Any) -> None:
+    """On cnn-at the gradient steps alone are too short to reach the boundary estimate; scaled onto
+    its sphere until the first adversarial point, every point is broken (the ball alone: 73%)."""
+    model = robust.load_model("cnn-at")
+    x, y = mnist500.x[:40], mnist500.y[:40]
+    keep = model.predict(x).cpu() == y
+    result = robust.create_attack("fmn", norm="l2", steps=100)(model, x[keep], y[keep])
+    assert bool(result.success.all()), f"{int((~result.success).sum())} of {int(keep.sum())} points unbroken"
+    assert float(result.l2.median()) < 2.5
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_linear_oracle_within_one_percent(norm: str, linear_oracle: Any) -> None:
