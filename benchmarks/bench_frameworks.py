@@ -34,7 +34,7 @@ from robust.data import load_dataset
 
 log = script_logger("bench_frameworks")
 ATTACKS = {  # DeepFool runs in Linf only: torchattacks' (L2 only) loops over the batch in Python
-    "l2": ["cw:steps=20,binary_search_steps=2", "ddn:steps=100", "fmn:steps=100", "fgsm", "pgd:steps=20",
+    "l2": ["cw:steps=20,binary_search_steps=1,initial_const=1,lr=0.1", "ddn:steps=100", "fmn:steps=100", "fgsm", "pgd:steps=20",
            "mi-fgsm", "apgd:steps=50"],
     "linf": ["deepfool:steps=50", "fmn:steps=100", "fgsm", "pgd:steps=20", "mi-fgsm", "apgd:steps=50",
              "apgd-t:steps=50"],
