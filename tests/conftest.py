@@ -52,6 +52,14 @@ def zoo_cnn(device: str) -> robust.Classifier:
     return robust.load_model("cnn", device=device)
 
 
+@pytest.fixture(scope="session")
+def mnist_correct(mnist500: ArrayDataset, zoo_cnn: robust.Classifier) -> tuple[torch.Tensor, torch.Tensor]:
+    """64 MNIST test images that the zoo CNN classifies correctly."""
+    x, y = mnist500.x[:128].to(zoo_cnn.device), mnist500.y[:128].to(zoo_cnn.device)
+    ok = zoo_cnn.predict(x) == y
+    return x[ok][:64], y[ok][:64]
+
+
 class LinearOracle:
     """A multiclass linear model f(x) = W x + b on 784 inputs whose minimal distances are known.
 

@@ -10,14 +10,6 @@ import torch
 import robust
 
 
-@pytest.fixture(scope="module")
-def mnist_correct(mnist500: Any, zoo_cnn: robust.Classifier) -> tuple[torch.Tensor, torch.Tensor]:
-    """64 MNIST test images that the zoo CNN classifies correctly."""
-    x, y = mnist500.x[:128].to(zoo_cnn.device), mnist500.y[:128].to(zoo_cnn.device)
-    ok = zoo_cnn.predict(x) == y
-    return x[ok][:64], y[ok][:64]
-
-
 @pytest.mark.cuda
 def test_linear_oracle_within_a_thousandth(linear_oracle: Any) -> None:
     """On a linear model the minimal L2 distances are known: 1000 steps land within 0.1% on average."""

@@ -13,14 +13,6 @@ OVERSHOOT = 0.02
 MARGIN = 1e-4  # the absolute distance DeepFool adds to every step (the original code and Foolbox do too)
 
 
-@pytest.fixture(scope="module")
-def mnist_correct(mnist500: Any, zoo_cnn: robust.Classifier) -> tuple[torch.Tensor, torch.Tensor]:
-    """64 MNIST test images that the zoo CNN classifies correctly."""
-    x, y = mnist500.x[:128].to(zoo_cnn.device), mnist500.y[:128].to(zoo_cnn.device)
-    ok = zoo_cnn.predict(x) == y
-    return x[ok][:64], y[ok][:64]
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_linear_oracle_near_optimal(norm: str, linear_oracle: Any) -> None:

@@ -10,14 +10,6 @@ import torch
 import robust
 
 
-@pytest.fixture(scope="module")
-def mnist_correct(mnist500: Any, zoo_cnn: robust.Classifier) -> tuple[torch.Tensor, torch.Tensor]:
-    """64 MNIST test images that the zoo CNN classifies correctly."""
-    x, y = mnist500.x[:128].to(zoo_cnn.device), mnist500.y[:128].to(zoo_cnn.device)
-    ok = zoo_cnn.predict(x) == y
-    return x[ok][:64], y[ok][:64]
-
-
 def correct_digits(model: robust.Classifier, digits: Any, n: int = 24) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = digits.x[:2 * n], digits.y[:2 * n]
     keep = model.predict(x).cpu() == y
