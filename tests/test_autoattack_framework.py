@@ -102,11 +102,15 @@ def test_what_autoattack_does_not_offer() -> None:
 def test_runner_returns_raw_output_in_shape(attack: str, zoo_cnn: robust.Classifier, mnist64: Any) -> None:
     _offered(attack)
     x, y = mnist64.x[:8], mnist64.y[:8]
-    modes = [m.training for m in zoo_cnn.modules()]
-    out = make_runner("autoattack", attack, SMALL[attack], norm="linf", eps=0.1)(zoo_cnn, x, y)
+    zoo_cnn.train()  # a model in train mode comes back in train mode
+    try:
+        modes = [m.training for m in zoo_cnn.modules()]
+        out = make_runner("autoattack", attack, SMALL[attack], norm="linf", eps=0.1)(zoo_cnn, x, y)
+        assert [m.training for m in zoo_cnn.modules()] == modes, "train/eval modes are restored"
+    finally:
+        zoo_cnn.eval()
     assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
     assert bool(torch.isfinite(out).all()) and float((out - x).abs().max()) <= 0.1 + 1e-6
-    assert [m.training for m in zoo_cnn.modules()] == modes, "train/eval modes are restored"
 
 
 def test_standard_preset_is_verified(zoo_cnn: robust.Classifier, mnist64: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -117,7 +117,9 @@ def to_unit(model: Classifier, xs: torch.Tensor, images: bool = False) -> tuple[
     span = hi - lo
     u = ((xs - lo) / span if (lo, span) != (0.0, 1.0) else xs).float()
     u = u[:, None, None, :] if images and u.ndim == 2 else u
-    return u, Unit(model, lo, span, xs.shape[1:], xs.dtype).eval()
+    unit = Unit(model, lo, span, xs.shape[1:], xs.dtype)
+    unit.training = False  # the wrapper alone: the model's modes are the runner's eval_mode to set and restore
+    return u, unit
 
 
 def from_unit(model: Classifier, out: torch.Tensor, u: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
