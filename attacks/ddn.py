@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from robust.attack import Attack, clip, confirm, is_adversarial, per_sample
-from robust.gradient import loss_and_gradient
+from robust.gradient import loss_and_gradient, steepest_direction
 from robust.losses import ce, margin
 from robust.model import Classifier
 from robust.params import Param
@@ -165,13 +165,11 @@ class NormSearch(Attack):
     @staticmethod
     def direction(grad: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The gradient scaled to unit L2 norm per sample; a zero gradient becomes a random direction."""
-        norms = grad.flatten(1).norm(dim=1)
-        zero = norms == 0
+        zero = grad.flatten(1).norm(dim=1) == 0
         if bool(zero.any()):
             noise = torch.randn(grad.shape, generator=generator, device=grad.device, dtype=grad.dtype)
             grad = torch.where(per_sample(zero, grad), noise, grad)
-            norms = grad.flatten(1).norm(dim=1)
-        return grad / per_sample(norms.clamp_min(1e-12), grad)
+        return steepest_direction(grad, "l2")
 
     @abc.abstractmethod
     def step_size(self, t: int, steps: int) -> float:

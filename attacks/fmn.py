@@ -101,7 +101,7 @@ class FMN(NormSearch):
     def step_onto(self, moved: torch.Tensor, rows: Rows) -> torch.Tensor:
         """L2: onto the sphere of the radius until a row's first adversarial point, into the ball after."""
         inside = self.project(moved, rows.radius)
-        if self.norm != "l2" or bool(rows.found.all()):
+        if self.norm != "l2":
             return inside
         size = moved.flatten(1).norm(dim=1).clamp_min(1e-12)
         sphere = moved * per_sample(rows.radius / size, moved)

@@ -33,6 +33,7 @@ from torch import nn
 from robust.comparison.common import (LIBRARY_ERRORS, Runner, eval_mode, from_unit, kept_gradients, refusals,
                                       require, to_unit)
 from robust.errors import RobustError
+from robust.attack import num_classes
 from robust.model import Classifier
 
 NORMS = {"linf": float("inf"), "l2": 2.0}
@@ -189,8 +190,7 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
         xs, ys = x.detach().to(model.device), y.detach().to(model.device).long()
         u, f = to_unit(model, xs)
         with eval_mode(model), kept_gradients(model), refusals("adv-lib", attack, LIBRARY_ERRORS):
-            with torch.no_grad():
-                classes = model.num_classes or int(model(xs[:1]).shape[1])
+            classes = num_classes(model, xs)
             start = None if p.get("starting_points") is None else to_unit(model, p["starting_points"].to(xs))[0]
             call = _Call(f, u, ys, NORMS[norm], None if eps is None else eps / f.span, targeted, f.span, classes, start)
             out = _RUN[attack](al, p, call)

@@ -23,6 +23,7 @@ from torch import nn
 from robust.comparison.autoattack import square_queries
 from robust.comparison.common import FIXED_EPS, Runner, eval_mode, kept_gradients, pick, refusals, require
 from robust.comparison.tables import CLASSES
+from robust.attack import num_classes
 from robust.model import Classifier
 
 _SAME = {"initial_const": "initial_const", "confidence": "confidence", "binary_search_steps": "binary_search_steps"}
@@ -76,7 +77,7 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
 
     def run(model: Classifier, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         with eval_mode(model), kept_gradients(model), refusals("art", attack):
-            classes = model.num_classes or int(model(x[:1].detach().to(model.device)).shape[1])
+            classes = num_classes(model, x.detach().to(model.device))
             estimator = PyTorchClassifier(
                 model=_CastInput(model, x.dtype), loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
                 nb_classes=classes, clip_values=model.bounds, device_type="gpu" if model.device.type == "cuda" else "cpu")

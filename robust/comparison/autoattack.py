@@ -26,6 +26,7 @@ from torch import nn
 from robust.comparison.common import (FrameworkRefused, Runner, eval_mode, from_unit, kept_gradients, refusals,
                                       require, to_unit)
 from robust.errors import RobustError
+from robust.attack import num_classes
 from robust.model import Classifier
 
 NORMS = {"linf": "Linf", "l2": "L2"}
@@ -156,8 +157,7 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
         xs, ys = x.detach().to(model.device), y.detach().to(model.device).long()
         u, f = to_unit(model, xs, images=True)  # flat inputs as one row of pixels (Square needs images)
         with eval_mode(model), kept_gradients(model), refusals("autoattack", attack), _quiet():
-            with torch.no_grad():
-                classes = model.num_classes or int(model(xs[:1]).shape[1])
+            classes = num_classes(model, xs)
             perturb = build(f, p, NORMS[norm], budget / f.span, torch.initial_seed(), model.device, classes)
             out = perturb(u, ys).detach()
         return from_unit(model, out, u, x)  # coordinates AutoAttack left alone stay x's

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robust.attack import Attack
+from robust.attack import Attack, flat_norms, is_adversarial
 from robust.model import Classifier, Wrapper
 
 MATCH_COORDINATES = 4096  # coordinates compared when matching rows to clean points
@@ -89,11 +89,9 @@ class Watched(Wrapper):
 
     def _take(self, z: torch.Tensor, logits: torch.Tensor, owners: torch.Tensor) -> None:
         """Keep, per point with passes left, its smallest adversarial row of this pass."""
-        pred = logits.argmax(dim=1)
-        wanted = self.y[owners]
-        hit = pred == wanted if self.targeted else pred != wanted
-        delta = (z - self.x[owners]).flatten(1).float()
-        d = delta.norm(dim=1) if self.norm == "l2" else delta.abs().amax(dim=1)
+        hit = is_adversarial(logits, self.y[owners], self.targeted)
+        l2, linf = flat_norms((z - self.x[owners]).float())
+        d = l2 if self.norm == "l2" else linf
         lo, hi = self.bounds
         flat = z.flatten(1)
         inside = (flat >= lo - 1e-6).all(dim=1) & (flat <= hi + 1e-6).all(dim=1)

@@ -23,6 +23,7 @@ import torch
 
 from robust.comparison.common import LIBRARY_ERRORS, Runner, Unit, eval_mode, kept_gradients, refusals, require
 from robust.errors import RobustError
+from robust.attack import num_classes
 from robust.model import Classifier
 
 NORMS = {"linf": np.inf, "l2": 2}
@@ -50,8 +51,7 @@ def _cw(p: dict[str, Any], norm: str, eps: float, targeted: bool, bounds: tuple[
     cw = _function("carlini_wagner_l2")
 
     def call(model: Unit, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            classes = model.model.num_classes or int(model(x[:1]).shape[1])
+        classes = num_classes(model.model, x)
         return cw(model, x, classes, y=y, targeted=targeted, lr=p["lr"], confidence=p["confidence"],
                   clip_min=bounds[0], clip_max=bounds[1], initial_const=p["initial_const"],
                   binary_search_steps=p["binary_search_steps"], max_iterations=p["steps"])

@@ -30,6 +30,7 @@ from robust.comparison.common import (LIBRARY_ERRORS, Runner, eval_mode, from_un
                                       require, to_unit)
 from robust.comparison.peer_tables import CLASSES
 from robust.errors import RobustError
+from robust.attack import num_classes
 from robust.model import Classifier
 
 NORMS = {"linf": "Linf", "l2": "L2"}
@@ -121,8 +122,7 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
         xs, ys = x.detach().to(model.device), y.detach().to(model.device).long()
         u, f = to_unit(model, xs, images=True)
         with eval_mode(model), kept_gradients(model), refusals("torchattacks", attack, LIBRARY_ERRORS):
-            with torch.no_grad():
-                classes = model.num_classes or int(model(xs[:1]).shape[1])
+            classes = num_classes(model, xs)
             setting = _Setting(norm, budget / f.span, f.span, classes, torch.initial_seed())
             made = _build(ta, attack, norm, p, f, setting, model.device)
             if targeted:
