@@ -54,12 +54,13 @@ class FMN(NormSearch):
             ``targeted``); a sample whose point is not adversarial starts from ``x``.
 
     Two departures from the paper's eps rule before the first adversarial point, both so that
-    the search crosses the boundary: the linearized estimate is enlarged by ``1 + gamma`` (on
-    a model that is linear the estimate is exact, and a point placed exactly on the boundary
-    is never adversarial: the paper's rule then stalls there for good), and eps never falls
-    below its previous value times ``1 + gamma`` (where the bounds clip the step, the
-    realized perturbation stays below eps and the estimate alone can hover short of the
-    boundary: on an MNIST CNN, 2 points in 128 were never broken in 100 steps). A third for
+    the search crosses the boundary: the linearized estimate is enlarged by ``1 + gamma / 10``
+    (on a model that is linear the estimate is exact, and a point placed exactly on the
+    boundary is never adversarial: the paper's rule then stalls there for good, on 8% of the
+    linear oracle's points), and eps never falls below its previous value. The enlargement is
+    kept small: by the full ``1 + gamma`` the Linf search broke 71.7% of 99 points of the zoo's
+    ``cnn-at`` in 100 steps, by a tenth of it 76.8%, as the paper's rule does (and 77.2% of 394
+    points against adv-lib's 76.4%). A third for
     L2: until a point's first adversarial iterate its perturbation is scaled onto the sphere of
     radius eps, not only into the ball (DDN's projection), so the estimate is reached even where
     the gradient steps are short: on the zoo's adversarially trained ``cnn-at`` the ball alone
@@ -95,7 +96,7 @@ class FMN(NormSearch):
         gamma = cosine(float(self.params["gamma_init"]), float(self.params["gamma_final"]), t, steps)
         boundary = seen.size + seen.loss.abs() / lp_norms(seen.grad, DUAL[self.norm]).clamp_min(1e-12)
         reached = torch.where(rows.radius.isinf(), boundary, torch.maximum(boundary, rows.radius))
-        grown = torch.where(rows.found, rows.radius, reached) * (1 + gamma)
+        grown = torch.where(rows.found, rows.radius * (1 + gamma), reached * (1 + gamma / 10))
         return torch.where(seen.adversarial, torch.minimum(rows.radius * (1 - gamma), seen.best), grown)
 
     def step_onto(self, moved: torch.Tensor, rows: Rows) -> torch.Tensor:

@@ -27,6 +27,24 @@ def test_l2_reaches_every_point_of_an_adversarially_trained_model(mnist500: Any)
     assert bool(result.success.all()), f"{int((~result.success).sum())} of {int(keep.sum())} points unbroken"
     assert float(result.l2.median()) < 2.5
 
+def test_linf_breaks_as_many_points_of_an_adversarially_trained_model_as_adv_lib(mnist500: Any) -> None:
+    """The same 100 steps on cnn-at: no fewer points broken than adv-lib's FMN, and no larger median."""
+    pytest.importorskip("adv_lib")
+    from robust.comparison.advlib import attacks
+
+    model = robust.load_model("cnn-at")
+    x, y = mnist500.x[:100], mnist500.y[:100]
+    keep = model.predict(x).cpu() == y
+    x, y = x[keep], y[keep]
+    ours = robust.create_attack("fmn", norm="linf", steps=100)(model, x, y)
+    theirs = attacks().fmn(model.module.eval(), x, y, norm=float("inf"), steps=100)
+    broken = model.predict(theirs).cpu() != y
+    size = (theirs - x).flatten(1).abs().amax(dim=1)
+    assert int(ours.success.sum()) >= int(broken.sum())
+    inf = torch.tensor(float("inf"))
+    assert float(torch.where(ours.success, ours.linf.cpu(), inf).median()) <= float(torch.where(broken, size, inf).median()) + 1e-6
+
+
 @pytest.mark.cuda
 @pytest.mark.parametrize("norm", ["l2", "linf"])
 def test_linear_oracle_within_one_percent(norm: str, linear_oracle: Any) -> None:

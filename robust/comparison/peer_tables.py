@@ -49,7 +49,7 @@ NORM_ARGS: dict[str, dict[str, dict[str, str]]] = {
 
 DDN_LOSS = ("{} ascends the cross-entropy throughout, ours the cross-entropy for the first half of the steps and "
              "the logit margin for the second (closer minima where the softmax is flat)")
-FMN_RADIUS = ("until a point's first adversarial iterate, ours widens the boundary estimate by 1 + gamma and never "
+FMN_RADIUS = ("until a point's first adversarial iterate, ours widens the boundary estimate by 1 + gamma / 10 and never "
                "shrinks the radius, so a point cannot stall on the boundary itself; {} follows the paper's rule")
 _CE = "cross-entropy only: another loss is refused"
 _FREE = "minimization attack: the raw output is returned, not restricted to eps"
