@@ -100,7 +100,7 @@ ROWS: dict[str, dict[str, list[Row]]] = {
             ("loss", "cross-entropy (built in)", _E, _CE), _BY_LABEL],
         "deepfool": [
             ("steps", "steps", _E, "one image at a time: torchattacks loops over the batch in Python"),
-            ("overshoot", "overshoot", _A, "torchattacks scales each step by 1 + overshoot"),
+            ("overshoot", "overshoot", _E, "each step, from the point clipped to the bounds, as ours"),
             ("candidates", None, _N, "torchattacks uses every class"),
             ("eps", None, _N, "no budget in torchattacks: " + _FREE), _UNTARGETED],
         "cw": [
@@ -184,7 +184,7 @@ ROWS: dict[str, dict[str, list[Row]]] = {
             ("confidence", "confidence", _E, ""), ("abort_early", "abort_early", _E, ""),
             ("eps", None, _N, "no budget in adv-lib's CW: " + _FREE), _TARGET],
         "deepfool": [
-            ("steps", "steps", _E, ""), ("overshoot", "overshoot", _A, "adv-lib scales each step by 1 + overshoot"),
+            ("steps", "steps", _E, ""), ("overshoot", "overshoot", _E, "each step, from the clipped point, as ours"),
             ("candidates", None, _N, "adv-lib uses every class"),
             ("eps", None, _N, "no budget in adv-lib's DeepFool: " + _FREE), _UNTARGETED],
     },

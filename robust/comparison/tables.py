@@ -66,8 +66,8 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
             _ART_LOSS, ("targeted", "targeted", _E, "")],
         "deepfool": [
             ("steps", "max_iter", _E, ""),
-            ("overshoot", "epsilon", _A, "ART scales the perturbation by 1 + epsilon once at the end; ours and "
-             "Foolbox at every step"),
+            ("overshoot", "epsilon", _A, "ART scales the perturbation by 1 + epsilon once at the end; ours "
+             "every step, from the point clipped to the bounds"),
             ("candidates", "nb_grads", _A, "ART uses the union over the batch of each sample's top nb_grads "
              "classes at x; ours each sample's own, its label first"),
             ("eps", None, _N, "no budget in ART: " + _FREE), ("targeted", None, _N, "untargeted only")],
@@ -99,8 +99,11 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
             ("restarts", None, _N, "Foolbox has no restarts: runs once"),
             ("loss", "cross-entropy (built in)", _E, _CE), _FB_TARGET],
         "deepfool": [
-            ("steps", "steps", _E, ""), ("overshoot", "overshoot", _E, ""), ("candidates", "candidates", _E, ""),
-            ("eps", "epsilons", _A, _FREE), ("targeted", None, _N, "untargeted only")],
+            ("steps", "steps", _E, ""),
+            ("overshoot", "overshoot", _A, "Foolbox scales the sum of the unclipped steps and clips only the point "
+             "it evaluates; ours scales each step and goes on from the clipped point"),
+            ("candidates", "candidates", _E, ""), ("eps", "epsilons", _A, _FREE),
+            ("targeted", None, _N, "untargeted only")],
         "cw": [
             ("steps", "steps", _E, ""), ("lr", "stepsize", _E, ""),
             ("binary_search_steps", "binary_search_steps", _E, ""), ("initial_const", "initial_const", _E, ""),
