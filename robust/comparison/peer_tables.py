@@ -88,8 +88,8 @@ ROWS: dict[str, dict[str, list[Row]]] = {
         "pgd": [
             _TA_EPS, ("steps", "steps", _E, _LAST.format("torchattacks")),
             ("step_size", "alpha", _E, "None -> 2.5 * eps / steps"),
-            ("random_start", "random_start", _A, "Linf: uniform in the ball; L2: torchattacks draws a direction "
-             "and a radius uniform in [0, eps]"),
+            ("random_start", "random_start", _E, "Linf: uniform in the ball; L2: a direction and a radius "
+             "uniform in [0, eps], in both"),
             ("restarts", None, _N, "torchattacks has no restarts: runs once"),
             ("loss", "cross-entropy (built in)", _E, _CE), _BY_LABEL],
         "mi-fgsm": [

@@ -61,7 +61,8 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
         "pgd": [
             ("eps", "eps", _E, ""), ("steps", "max_iter", _E, _LAST.format("ART")),
             ("step_size", "eps_step", _E, "None -> 2.5 * eps / steps"),
-            ("random_start", "num_random_init", _E, "True -> 1, False -> 0"),
+            ("random_start", "num_random_init", _A, "True -> 1, False -> 0; L2: ART draws uniformly in the ball's "
+             "volume, ours a radius uniform in [0, eps]"),
             ("restarts", "num_random_init", _A, "num_random_init = restarts with random_start, else ART runs once"),
             _ART_LOSS, ("targeted", "targeted", _E, "")],
         "deepfool": [
@@ -95,7 +96,9 @@ ROWS: dict[str, dict[str, list[Row]]] = {  # (ours, theirs, match, note); the no
                   "(its targeted PGD with steps=1, step_size=eps takes the same step)")],
         "pgd": [
             ("eps", "epsilons", _E, "the clipped output is returned"), ("steps", "steps", _E, _LAST.format("Foolbox")),
-            ("step_size", "abs_stepsize", _E, "None -> 2.5 * eps / steps"), ("random_start", "random_start", _E, ""),
+            ("step_size", "abs_stepsize", _E, "None -> 2.5 * eps / steps"),
+            ("random_start", "random_start", _A, "L2: Foolbox draws uniformly in the ball's volume, ours a radius "
+             "uniform in [0, eps]"),
             ("restarts", None, _N, "Foolbox has no restarts: runs once"),
             ("loss", "cross-entropy (built in)", _E, _CE), _FB_TARGET],
         "deepfool": [
