@@ -42,15 +42,16 @@ ATTACKS = {  # DeepFool runs in Linf only: torchattacks' (L2 only) loops over th
 EPS = {("cnn", "l2"): 1.5, ("cnn", "linf"): 0.1, ("cnn-at", "l2"): 2.0, ("cnn-at", "linf"): 0.3}
 
 
-def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.device, seed: int) -> dict[str, Any]:
     model = robust.load_model(model_name, device=str(device))
     data = load_dataset("mnist", n=args.n)
     eps = EPS.get((model_name, norm), 0.3 if norm == "linf" else 1.5)
+    attacks = [a for a in ATTACKS[norm] if not args.attacks or a.split(":")[0] in args.attacks.split(",")]
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = compare(model, data, ATTACKS[norm], frameworks="all", eps=eps, norm=norm,
-                         batch_size=args.batch_size, seed=args.seed)
+        result = compare(model, data, attacks, frameworks="all", eps=eps, norm=norm,
+                         batch_size=args.batch_size, seed=seed)
     notes = sorted({str(w.message) for w in caught if issubclass(w.category, UserWarning)})
     assert result.comparison is not None
     scores = {(r["attack"], r["framework"]): r["optimality"] for r in result.comparison["optimality"]["runs"]}
@@ -61,8 +62,26 @@ def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.
         "violations": a.violations} for a in result.attacks]
     return {"model": model_name, "norm": norm, "eps": eps, "n": args.n, "clean_accuracy": result.clean_accuracy,
             "frameworks": result.comparison["frameworks"], "missing": result.comparison["missing"],
-            "wall_seconds": round(time.perf_counter() - start, 1), "runs": runs, "notes": notes,
+            "seeds": [seed], "wall_seconds": round(time.perf_counter() - start, 1), "runs": runs, "notes": notes,
             "targets": targets(runs, args.tolerance)}
+
+
+def over_seeds(entries: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+    """One entry from the same model and norm run with several seeds: every figure of a run is
+    the mean over the seeds (optimality against each seed's own per-point best), and
+    ``robust_accuracy_per_seed`` lists the seeds' robust accuracies."""
+    merged = dict(entries[0], seeds=[s for e in entries for s in e["seeds"]],
+                  wall_seconds=round(sum(e["wall_seconds"] for e in entries), 1))
+    runs = []
+    for i, first in enumerate(entries[0]["runs"]):
+        same = [e["runs"][i] for e in entries]
+        run = dict(first, robust_accuracy_per_seed=[r["robust_accuracy"] for r in same])
+        for key in ("robust_accuracy", "median", "optimality", "seconds", "passes_per_sample"):
+            values = [r[key] for r in same]
+            run[key] = None if None in values else sum(values) / len(values)
+        runs.append(run)
+    merged["runs"], merged["targets"] = runs, targets(runs, tolerance)
+    return merged
 
 
 def targets(runs: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
@@ -98,8 +117,10 @@ def grid(entry: dict[str, Any]) -> str:
     for r in entry["runs"]:
         med = "-" if r["median"] is None else f"{r['median']:.3f}"
         opt = "" if r["optimality"] is None else f" / {r['optimality']:.3f}"
+        seeds = r.get("robust_accuracy_per_seed", [])
+        spread = f" ({', '.join(f'{100 * a:.1f}' for a in seeds)})" if len(seeds) > 1 else ""
         cells.setdefault(r["attack"], {})[r["framework"]] = (
-            f"{r['robust_accuracy']:.1%} / {med}{opt} / {r['seconds']:.2f} s / {r['passes_per_sample']:.0f}")
+            f"{r['robust_accuracy']:.1%}{spread} / {med}{opt} / {r['seconds']:.2f} s / {r['passes_per_sample']:.0f}")
     rows = [[name, *(row.get(f, "") for f in frameworks)] for name, row in cells.items()]
     return markdown_table(["attack", *frameworks], rows)
 
@@ -110,7 +131,9 @@ def main() -> None:
     p.add_argument("--norms", default="l2,linf", help="norms, comma-separated")
     p.add_argument("--n", type=int, default=100, help="MNIST test images")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the first seed")
+    p.add_argument("--seeds", type=int, default=1, help="run every cell with this many seeds and report the means")
+    p.add_argument("--attacks", default="", help="only these attacks (names, comma-separated; default: all)")
     p.add_argument("--tolerance", type=float, default=0.01, help="robust accuracy / optimality slack in the targets")
     add_run_args(p, "frameworks")
     args = p.parse_args()
@@ -120,9 +143,10 @@ def main() -> None:
     entries = []
     for model_name in args.models.split(","):
         for norm in args.norms.split(","):
-            entry = run_one(model_name, norm, args, device)
+            seeds = [run_one(model_name, norm, args, device, args.seed + k) for k in range(max(args.seeds, 1))]
+            entry = over_seeds(seeds, args.tolerance) if len(seeds) > 1 else seeds[0]
             entries.append(entry)
-            print(f"\n{model_name}, {norm} eps {entry['eps']}, {entry['n']} images "
+            print(f"\n{model_name}, {norm} eps {entry['eps']}, {entry['n']} images, seeds {entry['seeds']} "
                   f"(clean {entry['clean_accuracy']:.1%}); cell: robust accuracy / median {norm} / optimality / "
                   f"seconds / passes per point")
             print(grid(entry))
