@@ -96,13 +96,11 @@ class DeepFool(Attack):
         The distance to the boundary with class k is ``|f_k - f_0| / ||grad(f_k - f_0)||_*``,
         with the dual norm (L1 for Linf, L2 for L2).
         """
-        own = logits.gather(1, classes[:, :1]).squeeze(1)
-        best_dist = torch.full_like(own, math.inf).detach()
+        diffs = (logits.gather(1, classes[:, 1:]) - logits.gather(1, classes[:, :1])).unbind(1)  # < 0 until fooled
+        best_dist = torch.full((len(xa),), math.inf, device=xa.device, dtype=xa.dtype)
         best_grad = torch.zeros_like(xa)
-        last = classes.shape[1] - 1
-        for j in range(1, last + 1):
-            loss = logits.gather(1, classes[:, j:j + 1]).squeeze(1) - own  # < 0 until the sample is fooled
-            grad, = torch.autograd.grad(loss.sum(), xa, retain_graph=j < last)
+        for j, loss in enumerate(diffs):
+            grad, = torch.autograd.grad(loss.sum(), xa, retain_graph=j + 1 < len(diffs))
             dist = loss.detach().abs() / (self.dual_norm(grad) + 1e-8)
             better = dist < best_dist
             best_dist = torch.where(better, dist, best_dist)
