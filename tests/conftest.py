@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 import robust
+from robust.attack import AttackResult
 from robust.data import ArrayDataset, load_dataset
 
 pytest_plugins = ["pytester"]
@@ -89,6 +90,15 @@ class LinearOracle:
         ratio = gap / dual
         ratio[torch.arange(len(self.y)), self.y] = float("inf")
         return ratio.min(dim=1).values
+
+    def ratios(self, res: AttackResult, norm: str = "l2") -> torch.Tensor:
+        """Per-sample found / minimal distance of an attack's result on this model, after checking
+        that every point is broken (re-run through the model) and that none beats its minimum."""
+        ratio = res.distance(norm).cpu() / self.min_distance(norm)
+        assert bool(res.success.all())
+        assert not bool((self.model.predict(res.x_adv).cpu() == self.y).any())
+        assert float(ratio.min()) >= 0.999, "nothing can beat the minimal distance"
+        return ratio
 
 
 @pytest.fixture(scope="session")

@@ -38,9 +38,7 @@ class CountingModule(nn.Module):
 
 def test_linear_oracle_near_optimal(linear_oracle: Any) -> None:
     res = robust.create_attack("boundary")(linear_oracle.model, linear_oracle.x, linear_oracle.y, seed=0)
-    ratio = res.l2.cpu() / linear_oracle.min_distance("l2")
-    assert bool(res.success.all())
-    assert float(ratio.min()) >= 0.999, "nothing can beat the minimal distance"
+    ratio = linear_oracle.ratios(res, "l2")
     assert float(ratio.median()) <= 1.5, float(ratio.median())  # Foolbox: 1.56 after 5000 steps
     assert res.queries is not None and res.queries.dtype == torch.long and res.queries.shape == (len(ratio),)
     assert int(res.queries.max()) <= 5000

@@ -19,9 +19,7 @@ def test_linear_oracle_near_optimal(norm: str, linear_oracle: Any) -> None:
     attack = robust.create_attack("deepfool", norm=norm, overshoot=OVERSHOOT)
     res = attack(linear_oracle.model, linear_oracle.x, linear_oracle.y)
     optimum = linear_oracle.min_distance(norm)
-    ratio = res.distance(norm).cpu() / optimum
-    assert bool(res.success.all())
-    assert float(ratio.min()) >= 0.999, "nothing can beat the minimal distance"
+    ratio = linear_oracle.ratios(res, norm)
     # On a linear model the linearization is exact: one step lands at (1 + overshoot) * (d + MARGIN)
     # for every sample, then one more forward pass sees that all are fooled.
     closed_form = (1 + OVERSHOOT) * (optimum + MARGIN)

@@ -85,10 +85,7 @@ def test_linear_oracle_near_optimal(name: str, norm: str, steps: int, linear_ora
     # back-step leave it about 0.5% above the boundary), so 10 steps give what 100 (the default) give.
     attack = robust.create_attack(name, norm=norm, steps=steps)
     res = attack(linear_oracle.model, linear_oracle.x, linear_oracle.y)
-    ratio = res.distance(norm).cpu() / linear_oracle.min_distance(norm)
-    print(f"{name} {norm}: distance / optimum from {float(ratio.min()):.5f} to {float(ratio.max()):.5f}")
-    assert bool(res.success.all())
-    assert float(ratio.min()) >= 0.999, "nothing can beat the minimal distance"
+    ratio = linear_oracle.ratios(res, norm)
     assert float(ratio.max()) <= 1.02, "FAB-T with every target must find the closest boundary"
 
 
