@@ -57,7 +57,9 @@ class FMN(NormSearch):
     the search crosses the boundary: the linearized estimate is enlarged by ``1 + gamma / 10``
     (on a model that is linear the estimate is exact, and a point placed exactly on the
     boundary is never adversarial: the paper's rule then stalls there for good, on 8% of the
-    linear oracle's points), and eps never falls below its previous value. The enlargement is
+    linear oracle's points), and eps never falls below its previous value (without that, L2
+    FMN broke 84.7% of 394 MNIST test points of the zoo's ``cnn`` in 100 steps, with it every
+    one; Linf is unchanged by it). The enlargement is
     kept small: by the full ``1 + gamma`` the Linf search broke 71.7% of 99 points of the zoo's
     ``cnn-at`` in 100 steps, by a tenth of it 76.8%, as the paper's rule does (and 77.2% of 394
     points against adv-lib's 76.4%). A third for
