@@ -46,7 +46,7 @@ def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.
     model = robust.load_model(model_name, device=str(device))
     data = load_dataset("mnist", n=args.n)
     eps = EPS.get((model_name, norm), 0.3 if norm == "linf" else 1.5)
-    attacks = [a for a in ATTACKS[norm] if not args.attacks or a.split(":")[0] in args.attacks.split(",")]
+    attacks = selected(norm, args)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -64,6 +64,11 @@ def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.
             "frameworks": result.comparison["frameworks"], "missing": result.comparison["missing"],
             "seeds": [seed], "wall_seconds": round(time.perf_counter() - start, 1), "runs": runs, "notes": notes,
             "targets": targets(runs, args.tolerance)}
+
+
+def selected(norm: str, args: argparse.Namespace) -> list[str]:
+    """The attacks of ``norm`` that ``--attacks`` names (all of them without it)."""
+    return [a for a in ATTACKS[norm] if not args.attacks or a.split(":")[0] in args.attacks.split(",")]
 
 
 def over_seeds(entries: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
@@ -137,13 +142,25 @@ def main() -> None:
     p.add_argument("--tolerance", type=float, default=0.01, help="robust accuracy / optimality slack in the targets")
     add_run_args(p, "frameworks")
     args = p.parse_args()
+    known = {a.split(":")[0] for specs in ATTACKS.values() for a in specs}
+    unknown = sorted(set(filter(None, args.attacks.split(","))) - known)
+    if unknown:
+        p.error(f"--attacks: unknown {', '.join(unknown)}; choose from {', '.join(sorted(known))}")
+    bad_norms = sorted(set(args.norms.split(",")) - set(ATTACKS))
+    if bad_norms:
+        p.error(f"--norms: unknown {', '.join(bad_norms)}; choose from {', '.join(ATTACKS)}")
+    if args.seeds < 1:
+        p.error(f"--seeds must be at least 1, got {args.seeds}")
     device = setup_device(args.device, args.threads)
     info = device_info(device)
     log.info("%s", describe(info))
     entries = []
     for model_name in args.models.split(","):
         for norm in args.norms.split(","):
-            seeds = [run_one(model_name, norm, args, device, args.seed + k) for k in range(max(args.seeds, 1))]
+            if not selected(norm, args):
+                log.info("%s, %s: none of --attacks runs in this norm; skipped", model_name, norm)
+                continue
+            seeds = [run_one(model_name, norm, args, device, args.seed + k) for k in range(args.seeds)]
             entry = over_seeds(seeds, args.tolerance) if len(seeds) > 1 else seeds[0]
             entries.append(entry)
             print(f"\n{model_name}, {norm} eps {entry['eps']}, {entry['n']} images, seeds {entry['seeds']} "
