@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import robust
+from tests.fixtures.peers import foolbox_l2
 
 
 @pytest.mark.cuda
@@ -22,12 +23,9 @@ def test_linear_oracle_within_a_thousandth(linear_oracle: Any) -> None:
 
 
 def test_as_close_as_foolbox(zoo_cnn: robust.Classifier, mnist_correct: Any) -> None:
-    foolbox = pytest.importorskip("foolbox")
     x, y = mnist_correct
+    fb_l2 = foolbox_l2(zoo_cnn, "DDNAttack", x, y, steps=100)
     ours = robust.create_attack("ddn", steps=100)(zoo_cnn, x, y)
-    fmodel = foolbox.PyTorchModel(zoo_cnn.module.eval(), bounds=(0, 1), device=zoo_cnn.device)
-    adv, _, _ = foolbox.attacks.DDNAttack(steps=100)(fmodel, x, y, epsilons=None)
-    fb_l2 = (adv - x).flatten(1).norm(dim=1)
     assert bool(ours.success.all())
     assert float(ours.l2.median()) <= 1.02 * float(fb_l2.median()), (float(ours.l2.median()), float(fb_l2.median()))
 
@@ -45,11 +43,12 @@ def test_targeted_reaches_the_targets(linear_oracle: Any) -> None:
     assert bool((res.l2.cpu() >= 0.999 * needed).all())
 
 
-def test_points_already_misclassified_leave_at_once(digits_model: robust.Classifier, digits: Any) -> None:
+@pytest.mark.parametrize("name", ["ddn", "fmn"])  # NormSearch's loop, shared by both
+def test_points_already_misclassified_leave_at_once(name: str, digits_model: robust.Classifier, digits: Any) -> None:
     """The digits model raises on an empty batch: a batch that is all misclassified costs one pass."""
     x = digits.x[:24]
     wrong = (digits_model.predict(x).cpu() + 1) % 10
-    res = robust.create_attack("ddn", steps=20)(digits_model, x, wrong)
+    res = robust.create_attack(name, steps=20)(digits_model, x, wrong)
     assert bool(res.success.all()) and float(res.l2.max()) == 0.0
     assert (res.forward_passes, res.backward_passes) == (1, 1)
 
