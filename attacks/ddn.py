@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from robust.attack import Attack, clip, confirm, is_adversarial, per_sample
+from robust.attack import Attack, clip, confirm, is_adversarial, lp_norms, per_sample
 from robust.gradient import loss_and_gradient, steepest_direction
 from robust.losses import ce, margin
 from robust.model import Classifier
@@ -41,14 +41,6 @@ FINAL_STEP_SIZE = 0.01  # DDN's step size anneals from 1 to this (the paper's co
 def cosine(start: float, end: float, t: int, steps: int) -> float:
     """Cosine annealing: ``start`` at ``t = 0``, ``end`` at ``t = steps``."""
     return end + (start - end) * (1 + math.cos(math.pi * t / steps)) / 2
-
-
-def lp_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-sample ``norm`` ("l2", "linf" or the dual "l1") of a batch (N, ...)."""
-    flat = delta.flatten(1)
-    if norm == "linf":
-        return flat.abs().amax(dim=1)
-    return flat.abs().sum(dim=1) if norm == "l1" else flat.norm(dim=1)
 
 
 @dataclass
@@ -121,6 +113,7 @@ class NormSearch(Attack):
         steps = int(self.params["steps"])
         best = Closest(x)
         rows = self.begin(model, x, y, targeted)
+        unit = self.step_unit(model, x)
         for t in range(steps):
             seen = self.observe(model, rows, targeted, best, self.objective(t, steps, rows.y, targeted))
             if t == 0 and bool((done := seen.adversarial & (seen.size == 0)).any()):
@@ -128,7 +121,7 @@ class NormSearch(Attack):
                     return best.point
                 rows, seen = rows.keep(~done), seen.keep(~done)
             rows.radius = self.next_radius(t, steps, rows, seen).minimum(rows.worst)
-            moved = rows.delta + self.step_size(t, steps) * self.direction(seen.grad, generator)
+            moved = rows.delta + unit * self.step_size(t, steps) * self.direction(seen.grad, generator)
             rows.delta = clip(rows.x + self.step_onto(moved, rows), model.bounds) - rows.x
         self.observe(model, rows, targeted, best, None)
         return best.point
@@ -170,6 +163,10 @@ class NormSearch(Attack):
             noise = torch.randn(grad.shape, generator=generator, device=grad.device, dtype=grad.dtype)
             grad = torch.where(per_sample(zero, grad), noise, grad)
         return steepest_direction(grad, "l2")
+
+    def step_unit(self, model: Classifier, x: torch.Tensor) -> float:
+        """What :meth:`step_size` is measured in (input space, L2); 1 unless a subclass says otherwise."""
+        return 1.0
 
     @abc.abstractmethod
     def step_size(self, t: int, steps: int) -> float:

@@ -57,7 +57,7 @@ def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.
     scores = {(r["attack"], r["framework"]): r["optimality"] for r in result.comparison["optimality"]["runs"]}
     runs = [{
         "attack": a.name, "framework": a.framework, "robust_accuracy": a.robust_accuracy,
-        "median": a.median_l2 if norm == "l2" else a.median_linf, "optimality": scores.get((a.name, a.framework)),
+        "median": a.median(norm), "optimality": scores.get((a.name, a.framework)),
         "seconds": a.seconds, "passes_per_sample": round(a.forwards_per_sample + a.backwards_per_sample, 1),
         "violations": a.violations} for a in result.attacks]
     return {"model": model_name, "norm": norm, "eps": eps, "n": args.n, "clean_accuracy": result.clean_accuracy,

@@ -21,11 +21,11 @@ from torch import nn
 
 from robust.errors import RobustError
 from robust.model import Classifier, as_classifier
-from robust.ops import clip, confirm, flat_norms, is_adversarial, judge, per_sample, project
+from robust.ops import clip, confirm, flat_norms, is_adversarial, judge, largest, lp_norms, per_sample, project, sizes
 from robust.params import NORMS, Configurable
 
-__all__ = ["Attack", "AttackResult", "clip", "confirm", "flat_norms", "is_adversarial", "judge", "num_classes",
-           "per_sample", "project"]
+__all__ = ["Attack", "AttackResult", "clip", "confirm", "flat_norms", "is_adversarial", "judge", "lp_norms",
+           "num_classes", "per_sample", "project"]
 
 
 @dataclass
@@ -37,6 +37,8 @@ class AttackResult:
         success: per-sample bool, judged by re-running the model on ``x_adv``.
         l2: per-sample L2 norm of ``x_adv - x`` (input space).
         linf: per-sample Linf norm of ``x_adv - x`` (input space).
+        l1: per-sample L1 norm of ``x_adv - x`` (input space).
+        l0: per-sample number of components that ``x_adv`` changes (a float).
         forward_passes: batched forward passes the attack made through the model.
         backward_passes: batched backward passes the attack made through the model.
         seconds: wall-clock time of the attack itself.
@@ -52,6 +54,8 @@ class AttackResult:
     success: torch.Tensor
     l2: torch.Tensor
     linf: torch.Tensor
+    l1: torch.Tensor
+    l0: torch.Tensor
     forward_passes: int
     backward_passes: int
     seconds: float
@@ -61,8 +65,10 @@ class AttackResult:
     backward_samples: int = 0
 
     def distance(self, norm: str) -> torch.Tensor:
-        """Per-sample perturbation size in ``norm`` ("l2" or "linf")."""
-        return self.l2 if norm == "l2" else self.linf
+        """Per-sample perturbation size in ``norm`` ("linf", "l2", "l1" or "l0")."""
+        if norm not in ("linf", "l2", "l1", "l0"):
+            raise ValueError(f"unknown norm {norm!r}")
+        return getattr(self, norm)  # type: ignore[no-any-return]
 
 
 class Attack(Configurable, abc.ABC):
@@ -126,7 +132,7 @@ class Attack(Configurable, abc.ABC):
         generator = torch.Generator(device=model.device).manual_seed(int(seed))
         if eps is not None:  # a ball larger than the whole box changes nothing; keep eps finite in float32
             span = model.bounds[1] - model.bounds[0]
-            eps = min(float(eps), span if self.norm == "linf" else span * x[0].numel() ** 0.5)
+            eps = min(float(eps), largest(self.norm, span, x[0].numel()))
         with model.evaluating():
             start = _now(model.device)
             out = self.run(model, x.clone(), y.clone(), eps=eps, targeted=targeted, generator=generator)
@@ -155,8 +161,8 @@ class Attack(Configurable, abc.ABC):
             x_adv = project(x_adv, x, eps, self.norm)
         x_adv = clip(x_adv, model.bounds)
         success = judge(model, x_adv, y, targeted)
-        l2, linf = flat_norms(x_adv - x)
-        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds)
+        size = sizes(x_adv - x)
+        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1], seconds)
 
     def _verify(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, finite: torch.Tensor,
@@ -165,12 +171,13 @@ class Attack(Configurable, abc.ABC):
         """Check an output that someone else produced, without repairing it: a sample outside the
         bounds or the eps ball (or not finite) counts as a violation and never as a success."""
         lo, hi = model.bounds
-        l2, linf = flat_norms(x_adv - x)
+        size = sizes(x_adv - x)
         valid = finite & ((x_adv >= lo - 1e-6) & (x_adv <= hi + 1e-6)).flatten(1).all(dim=1)
         if eps is not None:
-            valid &= (l2 if self.norm == "l2" else linf) <= eps * (1 + 1e-5) + 1e-7
+            valid &= lp_norms(x_adv - x, self.norm) <= eps * (1 + 1e-5) + 1e-7
         success = judge(model, x_adv, y, targeted) & valid
-        return AttackResult(x_adv, success, l2, linf, passes[0], passes[1], seconds, violations=int((~valid).sum()))
+        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1], seconds,
+                            violations=int((~valid).sum()))
 
     def _check_call(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float | None

@@ -11,11 +11,25 @@ from collections.abc import Callable
 import torch
 
 from robust.model import Classifier
+from robust.params import ALL_NORMS, Norm
 
 
 def per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Reshape per-sample ``values`` (N,) to broadcast against ``like`` (N, ...)."""
     return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+def lp_norms(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-sample ``norm`` of a batch (N, ...): "linf", "l2", "l1", or "l0" (the number of changed
+    components, as a float)."""
+    flat = delta.flatten(1)
+    if norm == "linf":
+        return flat.abs().amax(dim=1)
+    if norm == "l1":
+        return flat.abs().sum(dim=1)
+    if norm == "l0":
+        return (flat != 0).sum(dim=1).to(flat.dtype)
+    return flat.norm(dim=1)
 
 
 def flat_norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,13 +38,61 @@ def flat_norms(delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return flat.norm(p=2, dim=1), flat.abs().amax(dim=1)
 
 
+def sizes(delta: torch.Tensor) -> dict[Norm, torch.Tensor]:
+    """Per-sample size of a batch of perturbations in every norm the harness measures."""
+    return {norm: lp_norms(delta, norm) for norm in ALL_NORMS}
+
+
+def largest(norm: str, span: float, numel: int) -> float:
+    """The size in ``norm`` of a perturbation across the whole box: ``span`` (hi - lo) on each of
+    ``numel`` components. A ball of this radius holds every input."""
+    return {"linf": span, "l2": span * numel ** 0.5, "l1": span * numel}.get(norm, float(numel))
+
+
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """Project ``x_adv`` onto the ``norm`` ball of radius ``eps`` around ``x``."""
-    delta = x_adv - x
     if norm == "linf":
-        return x + delta.clamp(-eps, eps)
-    scale = (eps / delta.flatten(1).norm(dim=1).clamp_min(1e-12)).clamp(max=1.0)
-    return x + delta * per_sample(scale, x)
+        return x + (x_adv - x).clamp(-eps, eps)
+    return x + shrink(x_adv - x, torch.full((len(x),), float(eps), device=x.device, dtype=x.dtype), norm)
+
+
+def shrink(delta: torch.Tensor, radius: torch.Tensor, norm: str) -> torch.Tensor:
+    """Euclidean projection of each perturbation (N, ...) onto its own ``norm`` ball of ``radius`` (N,).
+
+    Linf clamps, L2 scales down, L1 soft-thresholds by the sort-based rule of Duchi et al.
+    2008 ("Efficient Projections onto the l1-Ball for Learning in High Dimensions", ICML), and
+    L0 keeps the ``floor(radius)`` components of largest magnitude.
+    """
+    r = per_sample(radius, delta)
+    if norm == "linf":
+        return torch.maximum(torch.minimum(delta, r), -r)
+    if norm == "l2":
+        return delta * (r / per_sample(delta.flatten(1).norm(dim=1).clamp_min(1e-12), delta)).clamp(max=1.0)
+    flat = delta.flatten(1)
+    if norm == "l1":
+        return _l1_ball(flat, radius).view_as(delta)
+    count = (radius + 1e-6).floor().clamp(0, flat.shape[1]).long()
+    most = int(count.max()) if len(count) else 0
+    top = flat.abs().topk(most, dim=1).indices
+    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, top, torch.arange(most, device=flat.device) < count.unsqueeze(1))
+    return torch.where(keep, flat, torch.zeros_like(flat)).view_as(delta)
+
+
+def _l1_ball(flat: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """Rows (n, d) projected onto their L1 balls: ``sign * max(|v| - theta, 0)``, with theta the
+    smallest threshold that brings the row's L1 norm down to its radius. Only the rows outside
+    their balls are sorted; the others come back as they are."""
+    outside = flat.abs().sum(dim=1) > radius
+    if not bool(outside.any()):
+        return flat
+    rows = outside.nonzero().squeeze(1)
+    size, r = flat[rows].abs(), radius[rows].unsqueeze(1)
+    top = size.sort(dim=1, descending=True).values
+    count = torch.arange(1, flat.shape[1] + 1, device=flat.device, dtype=flat.dtype)
+    thresholds = (top.cumsum(dim=1) - r) / count
+    kept = (top > thresholds).sum(dim=1, keepdim=True).clamp_min(1)
+    theta = thresholds.gather(1, kept - 1).clamp_min(0)
+    return flat.index_put((rows,), flat[rows].sign() * (size - theta).clamp_min(0))
 
 
 def clip(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:

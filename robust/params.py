@@ -25,8 +25,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from robust.errors import RobustError, suggest
 
-Norm = Literal["linf", "l2"]
-NORMS: tuple[Norm, ...] = ("linf", "l2")
+Norm = Literal["linf", "l2", "l1", "l0"]
+NORMS: tuple[Norm, ...] = ("linf", "l2")  # the threat models of the gradient family and most attacks
+ALL_NORMS: tuple[Norm, ...] = ("linf", "l2", "l1", "l0")  # every distance the harness measures and projects
 TENSOR = "tensor"  # the type of parameters that only Python can give (starting points, ...)
 _NAMES = {int: "an integer", float: "a number", bool: "True or False", str: "a string", TENSOR: "a tensor"}
 _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")

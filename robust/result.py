@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 SCHEMA = 1
-Norm = Literal["linf", "l2"]
+Norm = Literal["linf", "l2", "l1", "l0"]
 CheckStatus = Literal["pass", "warn", "fail"]
 
 
@@ -39,6 +39,7 @@ class AttackSummary:
     ``forward_passes``/``backward_passes`` count batched calls; ``forward_samples``/
     ``backward_samples`` the samples in them, and ``forwards_per_sample``/
     ``backwards_per_sample`` those over ``attacked``: the per-sample cost other tools report.
+    Sizes are measured in every norm (L0: the number of changed input components).
     """
 
     name: str
@@ -61,6 +62,18 @@ class AttackSummary:
     backward_samples: int = 0
     forwards_per_sample: float = 0.0
     backwards_per_sample: float = 0.0
+    median_l1: float | None = None
+    median_l0: float | None = None
+    mean_l1: float | None = None
+    mean_l0: float | None = None
+
+    def median(self, norm: str) -> float | None:
+        """The median size of the successes in ``norm``."""
+        return getattr(self, f"median_{norm}")  # type: ignore[no-any-return]
+
+    def mean(self, norm: str) -> float | None:
+        """The mean size of the successes in ``norm``."""
+        return getattr(self, f"mean_{norm}")  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ class Evaluation:
         """A plain-text table of the result, for terminals."""
         rows = [("clean", "", f"{self.clean_accuracy:.2%}", "", "", "")]
         rows += [(a.name, a.framework, f"{a.robust_accuracy:.2%}", f"{a.success_rate:.2%}" if a.attacked else "-",
-                  _fmt(a.median_l2 if self.norm == "l2" else a.median_linf), f"{a.seconds:.2f}") for a in self.attacks]
+                  _fmt(a.median(self.norm)), f"{a.seconds:.2f}") for a in self.attacks]
         rows.append(("worst case", "", f"{self.robust_accuracy:.2%}", "", "", f"{sum(a.seconds for a in self.attacks):.2f}"))
         head = ("attack", "framework", "accuracy", "success", f"median {self.norm}", "seconds")
         widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]

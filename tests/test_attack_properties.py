@@ -26,6 +26,8 @@ FAST: dict[str, dict[str, Any]] = {
     "standard": {"steps": 5, "targets": 2, "queries": 50},
     "apgd:norm=l2": {"steps": 10},
     "square:norm=l2": {"queries": 100},
+    "fmn:norm=l1": {"steps": 10},
+    "fmn:norm=l0": {"steps": 10},
 }
 
 # Every registered attack, and further configurations of them (FAST keys that are specs).

@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from robust.errors import RobustError
+from robust.params import ALL_NORMS
 
 
 class UserError(click.ClickException):
@@ -110,8 +111,10 @@ def run_options(func: Callable[..., None]) -> Callable[..., None]:
         click.option("--workers", type=int, help="Processes that read and decode images ahead of the attacks "
                      "[default: up to 4]."),
         click.option("--eps", multiple=True,
-                     help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2]; repeatable in evaluate."),
-        click.option("--norm", type=click.Choice(["linf", "l2"]), default="linf", show_default=True),
+                     help="Budget in input space, e.g. 0.3 or 8/255 [default: 0.3 linf, 2.0 l2, 10 l1, 12 l0 (changed "
+                     "components)]; repeatable in evaluate."),
+        click.option("--norm", type=click.Choice(list(ALL_NORMS)), default="linf", show_default=True,
+                     help="The threat model. l1 and l0 are minimized by fmn, which runs when no --attack is given."),
         click.option("--batch-size", default="256", show_default=True,
                      help="Samples per attack call, or auto: as many as fit on a GPU (halved on out-of-memory), 256 on a CPU."),
         click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,

@@ -36,7 +36,7 @@ from robust.errors import RobustError
 from robust.attack import num_classes
 from robust.model import Classifier
 
-NORMS = {"linf": float("inf"), "l2": 2.0}
+NORMS = {"linf": float("inf"), "l2": 2.0, "l1": 1.0, "l0": 0.0}
 LOSSES = {"ce": "ce", "margin": "dl", "dlr": "dlr"}  # our loss names -> adv-lib's
 FIXED_EPS = ("pgd", "apgd", "apgd-t")
 VISDOM_MISSING = ("adv-lib's live plots (VisdomLogger, callback=) need visdom, which is not installed: "
@@ -137,8 +137,12 @@ def _fab(targeted_restarts: bool) -> Callable[[Any, dict[str, Any], _Call], torc
     return run
 
 
+def _or_one(value: float | None) -> float:
+    return 1.0 if value is None else value
+
+
 def _fmn(al: Any, p: dict[str, Any], c: _Call) -> torch.Tensor:
-    return al.fmn(c.f, c.u, c.y, norm=c.norm, targeted=c.targeted, steps=p["steps"], α_init=p["alpha_init"],
+    return al.fmn(c.f, c.u, c.y, norm=c.norm, targeted=c.targeted, steps=p["steps"], α_init=_or_one(p["alpha_init"]),
                   α_final=p["alpha_final"], γ_init=p["gamma_init"], γ_final=p["gamma_final"],
                   binary_search_steps=p["binary_search_steps"], starting_points=c.start)
 
@@ -169,7 +173,7 @@ def runner(attack: str, p: dict[str, Any], norm: str, eps: float | None, targete
     Args:
         attack: pgd, apgd, apgd-t, fab, fab-t, fmn, ddn, cw or deepfool.
         p: every hyperparameter of our attack (defaults filled in), ``norm`` left out.
-        norm: "linf" or "l2".
+        norm: "linf", "l2", or (fmn) "l1" or "l0".
         eps: the budget in input space (pgd, apgd, apgd-t; FAB's restart radius); None for the
             minimization attacks runs them unbounded.
         targeted: ``y`` holds target classes.

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robust.attack import Attack, flat_norms, is_adversarial
+from robust.attack import Attack, is_adversarial, lp_norms
 from robust.model import Classifier, Wrapper
 
 MATCH_COORDINATES = 4096  # coordinates compared when matching rows to clean points
@@ -47,7 +47,7 @@ class Watched(Wrapper):
         inner: the classifier under attack (it counts the passes of the evaluation).
         x, y: the clean points of the batch and their labels (targets when ``targeted``).
         budget: forward plus backward passes each point may use.
-        norm: "linf" or "l2", the distance in which the best row is the smallest.
+        norm: "linf", "l2", "l1" or "l0", the distance in which the best row is the smallest.
         eps: a fixed-budget attack's eps (rows beyond it are not taken); None for a
             minimal-norm attack.
         targeted: success is the target class instead of any other class.
@@ -90,8 +90,7 @@ class Watched(Wrapper):
     def _take(self, z: torch.Tensor, logits: torch.Tensor, owners: torch.Tensor) -> None:
         """Keep, per point with passes left, its smallest adversarial row of this pass."""
         hit = is_adversarial(logits, self.y[owners], self.targeted)
-        l2, linf = flat_norms((z - self.x[owners]).float())
-        d = l2 if self.norm == "l2" else linf
+        d = lp_norms((z - self.x[owners]).float(), self.norm)
         lo, hi = self.bounds
         flat = z.flatten(1)
         inside = (flat >= lo - 1e-6).all(dim=1) & (flat <= hi + 1e-6).all(dim=1)

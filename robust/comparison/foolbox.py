@@ -40,8 +40,9 @@ ARGS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {  # boundary's in
     "boundary": lambda p: {"steps": _boundary_steps(p), **pick(
         p, spherical_step="spherical_step", source_step="source_step", step_adaptation="step_adaptation")},
     "ddn": lambda p: pick(p, steps="steps", gamma="gamma", init_epsilon="init_norm"),
-    "fmn": lambda p: pick(p, steps="steps", max_stepsize="alpha_init", min_stepsize="alpha_final", gamma="gamma_init",
-                          binary_search_steps="binary_search_steps"),
+    "fmn": lambda p: {**pick(p, steps="steps", min_stepsize="alpha_final", gamma="gamma_init",
+                             binary_search_steps="binary_search_steps"),
+                      "max_stepsize": 1.0 if p["alpha_init"] is None else p["alpha_init"]},
     "mi-fgsm": lambda p: pick(p, steps="steps", abs_stepsize="step_size", momentum="decay"),
 }
 

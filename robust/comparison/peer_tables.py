@@ -23,8 +23,8 @@ CLASSES: dict[str, dict[str, dict[str, str]]] = {
     "adv-lib": {
         "pgd": {"linf": "pgd_linf"}, "ddn": {"l2": "ddn"}, "cw": {"l2": "carlini_wagner_l2"},
         **{attack: {"linf": fn, "l2": fn} for attack, fn in (
-            ("apgd", "apgd"), ("apgd-t", "apgd_targeted"), ("fab", "fab"), ("fab-t", "fab"), ("fmn", "fmn"),
-            ("deepfool", "df"))}},
+            ("apgd", "apgd"), ("apgd-t", "apgd_targeted"), ("fab", "fab"), ("fab-t", "fab"), ("deepfool", "df"))},
+        "fmn": {"linf": "fmn", "l2": "fmn", "l1": "fmn", "l0": "fmn"}},
     "cleverhans": {
         "fgsm": {"linf": "fast_gradient_method", "l2": "fast_gradient_method"},
         "pgd": {"linf": "projected_gradient_descent", "l2": "projected_gradient_descent"},
@@ -43,14 +43,18 @@ def _takes_norm(linf: str, l2: str, *names: str) -> dict[str, dict[str, str]]:
 
 NORM_ARGS: dict[str, dict[str, dict[str, str]]] = {
     "torchattacks": _takes_norm("'Linf'", "'L2'", "APGD", "APGDT", "FAB", "Square", "AutoAttack"),
-    "adv-lib": _takes_norm("float('inf')", "2", "apgd", "apgd_targeted", "fab", "fmn", "df"),
+    "adv-lib": {**_takes_norm("float('inf')", "2", "apgd", "apgd_targeted", "fab", "df"),
+                "fmn": {"linf": "float('inf')", "l2": "2", "l1": "1", "l0": "0"}},
     "cleverhans": _takes_norm("np.inf", "2", "fast_gradient_method", "projected_gradient_descent"),
 }
 
 DDN_LOSS = ("{} ascends the cross-entropy throughout, ours the cross-entropy for the first half of the steps and "
              "the logit margin for the second (closer minima where the softmax is flat)")
 FMN_RADIUS = ("until a point's first adversarial iterate, ours widens the boundary estimate by 1 + gamma / 10 and never "
-               "shrinks the radius, so a point cannot stall on the boundary itself; {} follows the paper's rule")
+               "shrinks the radius, so a point cannot stall on the boundary itself, and in L2 and L1 it scales each "
+               "perturbation up to the radius; {} follows the paper's rule")
+FMN_STEP = ("None -> 1.0 in both, except in L0, where ours steps by the box's diagonal ((hi - lo) * sqrt(d)) and "
+            "{} by 1.0: give alpha_init for the same steps")
 _CE = "cross-entropy only: another loss is refused"
 _FREE = "minimization attack: the raw output is returned, not restricted to eps"
 _LAST = "{} returns the last iterate, ours the first misclassified one"
@@ -166,7 +170,8 @@ ROWS: dict[str, dict[str, list[Row]]] = {
             ("targets", "restarts", _E, "targeted_restarts=True: " + _TOP),
             _screen("adv-lib"), _prune("adv-lib")]),
         "fmn": [
-            ("steps", "steps", _E, FMN_RADIUS.format("adv-lib")), ("alpha_init", "α_init", _E, ""),
+            ("steps", "steps", _E, FMN_RADIUS.format("adv-lib")),
+            ("alpha_init", "α_init", _A, FMN_STEP.format("adv-lib")),
             ("alpha_final", "α_final", _E, "None -> alpha_init / 100 in both"), ("gamma_init", "γ_init", _E, ""),
             ("gamma_final", "γ_final", _E, ""),
             ("binary_search_steps", "binary_search_steps", _A, "bisections towards the starting points: Linf on "

@@ -84,7 +84,7 @@ def compare(
         "mapping": mapping, "agreement": _agreement(job.attacks, [r.broke for r in main.runs], main.correct),
         "capabilities": fw.capabilities(), "budget": budget,
         "optimality": optimality.table([(a.name, a.framework) for a in job.attacks],
-                                       [r.found.l2 if norm == "l2" else r.found.linf for r in main.runs], main.correct,
+                                       [r.found.of(norm) for r in main.runs], main.correct,
                                        [not (a.needs_eps or a.takes_eps) for a in job.attacks]),
     }
     return record(job, main, command=command, comparison=comparison)
@@ -193,7 +193,7 @@ def survey_grid(result: dict[str, Any], scores: dict[tuple[str, str], float | No
 
 
 def _distance_stats(a: dict[str, Any], norm: str) -> tuple[float | None, float | None]:
-    return (a["median_l2"], a["mean_l2"]) if norm == "l2" else (a["median_linf"], a["mean_linf"])
+    return a.get(f"median_{norm}"), a.get(f"mean_{norm}")
 
 
 def _f(value: float | None) -> str:

@@ -40,7 +40,8 @@ CLASSES: dict[str, dict[str, dict[str, str]]] = {
                 "pgd": {"linf": "LinfPGD", "l2": "L2PGD"},
                 "deepfool": {"linf": "LinfDeepFoolAttack", "l2": "L2DeepFoolAttack"},
                 "cw": {"l2": "L2CarliniWagnerAttack"}, "boundary": {"l2": "BoundaryAttack"},
-                "ddn": {"l2": "DDNAttack"}, "fmn": {"linf": "LInfFMNAttack", "l2": "L2FMNAttack"},
+                "ddn": {"l2": "DDNAttack"}, "fmn": {"linf": "LInfFMNAttack", "l2": "L2FMNAttack", "l1": "L1FMNAttack",
+                        "l0": "L0FMNAttack"},
                 "mi-fgsm": {"linf": "LinfMomentumIterativeFastGradientMethod",
                             "l2": "L2MomentumIterativeFastGradientMethod"}},
     "autoattack": {attack: {"linf": cls, "l2": cls} for attack, cls in (
@@ -157,7 +158,7 @@ ROWS["foolbox"].update({
     "ddn": [("steps", "steps", _E, peer_tables.DDN_LOSS.format("Foolbox")), ("gamma", "gamma", _E, ""), ("init_norm", "init_epsilon", _E, ""),
             _FB_FREE, _FB_TARGET],
     "fmn": [
-        ("steps", "steps", _E, peer_tables.FMN_RADIUS.format("Foolbox")), ("alpha_init", "max_stepsize", _E, ""),
+        ("steps", "steps", _E, peer_tables.FMN_RADIUS.format("Foolbox")), ("alpha_init", "max_stepsize", _A, peer_tables.FMN_STEP.format("Foolbox")),
         ("alpha_final", "min_stepsize", _E, "None -> alpha_init / 100 in both"),
         ("gamma_init", "gamma", _A, "Linf as ours; L2: Foolbox 3.3.4's L2 projection keeps the perturbation as it is "
          "(its factor is norms / norms), so the radius never binds"),

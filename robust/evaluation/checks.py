@@ -21,6 +21,8 @@ from robust.defense import defense_chain
 from robust.gradient import Descent, GradientAttack, descend
 from robust.losses import margin
 from robust.model import Classifier
+from robust.ops import largest
+from robust.params import NORMS
 from robust.result import Check, CheckStatus
 
 SUBSET = 64
@@ -75,7 +77,7 @@ def more_steps_and_restarts(ctx: Context) -> Check:
 
 def eps_sweep(ctx: Context) -> Check:
     lo, hi = ctx.model.bounds
-    large = (hi - lo) if ctx.norm == "linf" else (hi - lo) * ctx.x[0].numel() ** 0.5
+    large = largest(ctx.norm, hi - lo, ctx.x[0].numel())
     levels = [ctx.eps / 2, ctx.eps, min(2 * ctx.eps, large), large]
     accs = [_robust_acc(ctx, _pgd(ctx, steps=20), e) for e in levels]
     rising = any(b > a + 0.02 for a, b in zip(accs, accs[1:]))
@@ -212,8 +214,11 @@ def run_checks(model: Classifier, x: torch.Tensor, y: torch.Tensor, *, eps: floa
     """Run every check on the first ``SUBSET`` points of ``x`` (correctly classified ones)."""
     device = model.device
     lo, hi = model.bounds
-    span = (hi - lo) * (1.0 if norm == "linf" else max(1, x[0].numel()) ** 0.5) if len(x) else 1.0
+    span = largest(norm, hi - lo, max(1, x[0].numel())) if len(x) else 1.0
     ctx = Context(model, x[:SUBSET].to(device), y[:SUBSET].to(device), min(eps, span), norm, seed, attacks, broken_by)
     if len(ctx.x) == 0:
         return [_result("no-points", "warn", "no correctly classified points: nothing to check")]
+    if norm not in NORMS:
+        return [_result("norm", "warn", f"the checks compare PGD runs, and PGD has no {norm} threat model: "
+                        "none was run; judge this evaluation by its attacks' convergence alone")]
     return [check(ctx) for check in CHECKS]

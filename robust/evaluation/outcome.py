@@ -16,6 +16,7 @@ import torch
 
 from robust.evaluation.examples import EXAMPLES
 from robust.evaluation.runner import Distances
+from robust.params import ALL_NORMS
 from robust.result import AttackSummary
 
 
@@ -75,7 +76,7 @@ def merge(parts: list[Cascade]) -> Cascade:
 
 
 def _distances(parts: list[Distances], order: torch.Tensor) -> Distances:
-    return Distances(torch.cat([d.l2 for d in parts])[order], torch.cat([d.linf for d in parts])[order])
+    return Distances(torch.cat([d.sizes for d in parts])[order])
 
 
 def _merge_runs(runs: list[AttackRun], order: torch.Tensor) -> AttackRun:
@@ -91,24 +92,26 @@ def _merge_runs(runs: list[AttackRun], order: torch.Tensor) -> AttackRun:
 
 def _summary(run: AttackRun) -> AttackSummary:
     s = run.stats
-    hits = ~torch.isnan(run.found.l2)
+    hits = run.found.hits
     per = max(s["attacked"], 1)
+    medians = {f"median_{n}": _median(run.found.of(n)[hits]) for n in ALL_NORMS}
+    means = {f"mean_{n}": _mean(run.found.of(n)[hits]) for n in ALL_NORMS}
     return AttackSummary(
         name=s["name"], framework=s["framework"], params=s["params"], robust_accuracy=float(run.left.float().mean()),
-        success_rate=s["broken"] / per, median_l2=_median(run.found.l2[hits]), median_linf=_median(run.found.linf[hits]),
+        success_rate=s["broken"] / per, **medians, **means,
         seconds=s["seconds"], forward_passes=s["forward_passes"], backward_passes=s["backward_passes"],
-        attacked=s["attacked"], broken=s["broken"], violations=s["violations"], mean_l2=_mean(run.found.l2[hits]),
-        mean_linf=_mean(run.found.linf[hits]), peak_memory_mb=s["peak_memory_mb"], forward_samples=s["forward_samples"],
+        attacked=s["attacked"], broken=s["broken"], violations=s["violations"],
+        peak_memory_mb=s["peak_memory_mb"], forward_samples=s["forward_samples"],
         backward_samples=s["backward_samples"], forwards_per_sample=round(s["forward_samples"] / per, 2),
         backwards_per_sample=round(s["backward_samples"] / per, 2))
 
 
 def samples(run: Cascade) -> list[dict[str, Any]]:
-    """Per-sample outcomes; ``l2``/``linf`` are the smallest adversarial perturbations any attack
-    found (beyond eps too, for minimization attacks), so robust accuracy at a smaller eps follows."""
+    """Per-sample outcomes; ``linf``/``l2``/``l1``/``l0`` are the smallest adversarial perturbations any
+    attack found (beyond eps too, for minimization attacks), so robust accuracy at a smaller eps follows."""
     return [
         {"index": int(i), "label": int(run.y[k]), "clean_prediction": int(run.clean[k]), "broken_by": run.broken_by[k],
-         "l2": _num(run.found.l2[k]), "linf": _num(run.found.linf[k])}
+         **{n: _num(size) for n, size in zip(ALL_NORMS, run.found.sizes[k])}}
         for k, i in enumerate(run.index.tolist())
     ]
 

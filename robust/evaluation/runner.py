@@ -29,9 +29,10 @@ import torch
 from robust.attack import Attack, AttackResult
 from robust.errors import RobustError
 from robust.model import Classifier
+from robust.params import ALL_NORMS
 
 log = logging.getLogger(__name__)
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: per-point sizes in every norm of ALL_NORMS (1 kept L2 and Linf only)
 T = TypeVar("T")
 
 
@@ -40,8 +41,7 @@ class BatchOutcome:
     """What one batch of one attack produced, on the CPU: enough to rebuild the result."""
 
     points: torch.Tensor
-    l2: torch.Tensor
-    linf: torch.Tensor
+    sizes: torch.Tensor  # (n, len(ALL_NORMS)): per point and norm, the size of its success (NaN where none)
     kept: dict[int, torch.Tensor] = field(default_factory=dict)
     seconds: float = 0.0
     forward: int = 0
@@ -55,13 +55,13 @@ class BatchOutcome:
         kept: dict[int, torch.Tensor] = {}
         for p in parts:
             kept.update(p.kept)
-        return cls(torch.cat([p.points for p in parts]), torch.cat([p.l2 for p in parts]),
-                   torch.cat([p.linf for p in parts]), kept, sum(p.seconds for p in parts),
+        return cls(torch.cat([p.points for p in parts]), torch.cat([p.sizes for p in parts]), kept,
+                   sum(p.seconds for p in parts),
                    sum(p.forward for p in parts), sum(p.backward for p in parts), sum(p.violations for p in parts),
                    sum(p.forward_rows for p in parts), sum(p.backward_rows for p in parts))
 
     def as_state(self) -> dict[str, Any]:
-        return {"points": self.points, "l2": self.l2, "linf": self.linf, "kept": self.kept, "seconds": self.seconds,
+        return {"points": self.points, "sizes": self.sizes, "kept": self.kept, "seconds": self.seconds,
                 "forward": self.forward, "backward": self.backward, "violations": self.violations,
                 "forward_rows": self.forward_rows, "backward_rows": self.backward_rows}
 
@@ -189,11 +189,10 @@ def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.T
                   eps: float, norm: str, seed: int, keep: int) -> BatchOutcome:
     res: AttackResult = attack(model, x[part], y[part], eps=eps if attack.needs_eps or attack.takes_eps else None, seed=seed)
     hit = res.success.cpu()
-    l2 = torch.where(hit, res.l2.cpu(), float("nan"))
-    linf = torch.where(hit, res.linf.cpu(), float("nan"))
+    found = torch.where(hit.unsqueeze(1), torch.stack([res.distance(n).cpu() for n in ALL_NORMS], dim=1), float("nan"))
     inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
     kept = {int(part[pos]): res.x_adv[pos].detach().cpu().clone() for pos in inside[:keep].tolist()}
-    return BatchOutcome(part.cpu().clone(), l2, linf, kept, res.seconds, res.forward_passes, res.backward_passes,
+    return BatchOutcome(part.cpu().clone(), found, kept, res.seconds, res.forward_passes, res.backward_passes,
                         res.violations, res.forward_samples, res.backward_samples)
 
 
@@ -206,37 +205,39 @@ def progress_bar(items: Iterable[T], total: int, desc: str, show: bool, unit: st
 
 @dataclass
 class Distances:
-    """Per-point perturbation norms of successful adversarial examples (NaN where none)."""
+    """Per-point perturbation sizes of successful adversarial examples, in every norm (NaN where none)."""
 
-    l2: torch.Tensor
-    linf: torch.Tensor
+    sizes: torch.Tensor  # (n, len(ALL_NORMS)), columns in the order of ALL_NORMS
     kept: dict[int, torch.Tensor] = field(default_factory=dict)  # a few adversarial inputs, for the report
 
     @classmethod
     def empty(cls, n: int) -> Distances:
-        return cls(torch.full((n,), float("nan")), torch.full((n,), float("nan")))
+        return cls(torch.full((n, len(ALL_NORMS)), float("nan")))
 
     @classmethod
     def gather(cls, n: int, parts: list[BatchOutcome], keep: int) -> Distances:
         """The distances of ``n`` points from the batches that attacked some of them, and up to ``keep`` images."""
         found = cls.empty(n)
         for part in parts:
-            found.l2[part.points], found.linf[part.points] = part.l2, part.linf
+            found.sizes[part.points] = part.sizes
             for j, image in part.kept.items():
                 if len(found.kept) < keep:
                     found.kept[j] = image
         return found
 
     def of(self, norm: str) -> torch.Tensor:
-        return self.l2 if norm == "l2" else self.linf
+        """The sizes in ``norm`` (n,)."""
+        return self.sizes[:, ALL_NORMS.index(norm)]  # type: ignore[arg-type]
+
+    @property
+    def hits(self) -> torch.Tensor:
+        """Points with a success (n,) bool."""
+        return ~torch.isnan(self.sizes[:, 0])
 
     def within(self, eps: float, norm: str) -> torch.Tensor:
         """Points with an adversarial example inside the eps ball (NaN compares False)."""
         return self.of(norm) <= eps * (1 + 1e-5) + 1e-7
 
     def keep_smaller(self, other: Distances) -> None:
-        """Keep, per point, the smaller of the two perturbations (by L2, then Linf)."""
-        better = torch.isnan(self.l2) | (other.l2 < self.l2)
-        self.l2 = torch.where(better & ~torch.isnan(other.l2), other.l2, self.l2)
-        better = torch.isnan(self.linf) | (other.linf < self.linf)
-        self.linf = torch.where(better & ~torch.isnan(other.linf), other.linf, self.linf)
+        """Keep, per point and norm, the smaller of the two sizes (NaN: none found)."""
+        self.sizes = torch.fmin(self.sizes, other.sizes)

@@ -15,7 +15,7 @@ from torch import nn
 from robust.attack import Attack
 from robust.errors import RobustError
 from robust.model import Classifier, resolve_device
-from robust.params import NORMS
+from robust.params import ALL_NORMS
 from robust.registry import create_attack
 
 AttackSpec = str | Attack
@@ -37,8 +37,8 @@ def check_eps(eps: Any) -> None:
 
 
 def check_norm(norm: Any) -> None:
-    if norm not in NORMS:
-        raise RobustError(f"norm must be linf or l2, got {norm!r}")
+    if norm not in ALL_NORMS:
+        raise RobustError(f"norm must be one of {', '.join(ALL_NORMS)}, got {norm!r}")
 
 
 def batch_size_for(batch_size: int | str, model: Classifier, n: int) -> int:

@@ -9,9 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from robust.errors import RobustError
-from robust.params import parse_number
+from robust.params import NORMS, parse_number
 
-DEFAULT_EPS = {"linf": 0.3, "l2": 2.0}
+DEFAULT_EPS = {"linf": 0.3, "l2": 2.0, "l1": 10.0, "l0": 12.0}  # MNIST-sized budgets; l0 counts input components
+
+
+def default_attacks(norm: str, gradient_default: str) -> tuple[str, ...]:
+    """The attacks run when none is named: ``gradient_default`` in Linf and L2, FMN (the one attack
+    that minimizes L1 and L0) otherwise."""
+    return (gradient_default,) if norm in NORMS else ("fmn",)
 STATE_FILE = ".state.pt"
 
 
@@ -25,7 +31,7 @@ class RunOptions:
     mean: str | None = None  # "M1,M2,M3", with std; None: the loader's
     std: str | None = None
     normalization: str | None = None  # a preset name (imagenet, cifar10, cifar100, none) instead of mean/std
-    attacks: tuple[str, ...] = ()  # none given: evaluate runs the standard preset, compare runs pgd
+    attacks: tuple[str, ...] = ()  # none given: evaluate runs the standard preset, compare runs pgd (l1/l0: fmn)
     dataset: str = "mnist"
     n: int = 1000
     resize: int | None = None  # image files: None takes the model's own preprocessing

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from robust.errors import RobustError
 from robust.runs.common import (STATE_FILE, Finished, RunOptions, attacks_for, batch_size, budgets,
-                                calibrated_detector, defended, load, out_dir, write)
+                                calibrated_detector, default_attacks, defended, load, out_dir, write)
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def run_evaluate(options: EvaluateOptions) -> Finished:
     rank, device = distributed.setup(options.device)
     levels, size = budgets(options, options.eps_sweep), batch_size(options.batch_size)
     target = out_dir(options, options.resume)
-    attacks = attacks_for(options.attacks or ("standard",), options.framework)
+    attacks = attacks_for(options.attacks or default_attacks(options.norm, "standard"), options.framework)
     model, data = load(options, device)
     model = defended(model, options.defenses, options.naive)
     detector = calibrated_detector(options.detector, model, options.dataset)
@@ -65,7 +65,7 @@ def run_compare(options: CompareOptions) -> Finished:
     if size == "auto":
         raise RobustError("compare takes a fixed --batch-size (the frameworks run on the same batches)")
     target = out_dir(options)
-    attacks = attacks_for(options.attacks or ("pgd",))
+    attacks = attacks_for(options.attacks or default_attacks(options.norm, "pgd"))
     frameworks = [f.strip() for f in options.frameworks.split(",") if f.strip()]
     model, data = load(options, options.device)
     result = run(model, data, attacks, frameworks=frameworks, eps=eps, norm=options.norm, batch_size=int(size),

@@ -20,6 +20,7 @@ from robust.attack import Attack
 from robust.data import ArrayDataset, load_digits
 from robust.errors import RobustError
 from robust.model import Classifier
+from robust.ops import largest, lp_norms
 from robust.params import TENSOR, Param
 
 
@@ -53,7 +54,7 @@ def conformance_case(attack: Attack, n: int = 24) -> Case:
     model = small_digits_model()
     test = load_digits("test")
     pick = torch.randperm(len(test), generator=torch.Generator().manual_seed(0))[:n]
-    return Case(model, test.x[pick], test.y[pick], 0.1 if attack.norm == "linf" else 1.0)
+    return Case(model, test.x[pick], test.y[pick], {"linf": 0.1, "l0": 4.0}.get(attack.norm, 1.0))
 
 
 @functools.lru_cache(maxsize=1)
@@ -97,12 +98,14 @@ def check_eps_ball_and_bounds(attack: Attack, case: Case) -> None:
     """Outputs lie inside the eps ball and the bounds; reported norms match the outputs."""
     res = attack(case.model, case.x, case.y, eps=case.eps)
     delta = (res.x_adv.cpu() - case.x).flatten(1)
-    size = delta.abs().amax(1) if attack.norm == "linf" else delta.norm(dim=1)
+    size = lp_norms(delta, attack.norm)
     assert float(size.max()) <= case.eps * (1 + 1e-5), f"perturbation {float(size.max()):.6g} exceeds eps {case.eps}"
     lo, hi = case.model.bounds
     assert float(res.x_adv.min()) >= lo and float(res.x_adv.max()) <= hi, "output outside the bounds"
     assert torch.allclose(res.l2.cpu(), delta.norm(dim=1), atol=1e-5), "reported l2 differs from the output's"
     assert torch.allclose(res.linf.cpu(), delta.abs().amax(1), atol=1e-6), "reported linf differs from the output's"
+    assert torch.allclose(res.l1.cpu(), delta.abs().sum(1), rtol=1e-5, atol=1e-5), "reported l1 differs from the output's"
+    assert torch.equal(res.l0.cpu(), (delta != 0).sum(1).to(res.l0.dtype)), "reported l0 differs from the output's"
 
 
 def check_no_mutation_and_mode(attack: Attack, case: Case) -> None:
@@ -157,7 +160,7 @@ def check_no_empty_batches(attack: Attack, case: Case) -> None:
     classes = int(case.model.num_classes or 2)
     attack(case.model, case.x, (pred + 1) % classes, eps=case.eps)
     lo, hi = case.model.bounds
-    box = (hi - lo) * (1.0 if attack.norm == "linf" else case.x[0].numel() ** 0.5)
+    box = largest(attack.norm, hi - lo, case.x[0].numel())
     attack(case.model, case.x, case.y, eps=box)
 
 
