@@ -4,11 +4,13 @@ A minimization attack. Every sample keeps a radius eps: until a first adversaria
 found, eps moves to the current size plus the linearized distance to the boundary
 (``|margin| / ||grad||_*``, with the dual norm); afterwards it shrinks by a factor
 ``1 - gamma`` while the current point is adversarial (never above the best size found) and
-grows by ``1 + gamma`` while it is not (L0, which has no dual norm: eps counts components, starts
-at 1 and moves by at least one component per step, as in the paper's code). The perturbation ascends the logit margin with
-L2-normalized gradient steps and is projected onto the eps ball (L2: onto its sphere until
-the first adversarial point). Step size and gamma are
-cosine-annealed. The loop is :class:`~robust.attacks.ddn.NormSearch`, shared with DDN.
+grows by ``1 + gamma`` while it is not. L0 has no dual norm: there eps counts components,
+starts at 1 and moves by at least one component per step, as in the paper's code. The
+perturbation ascends the logit margin with L2-normalized gradient steps and is projected onto
+the eps ball (Linf: clamped; L2: scaled; L1: soft-thresholded; L0: all but the eps largest
+components zeroed), in L2 and L1 onto its sphere until the first adversarial point. Step size
+and gamma are cosine-annealed. The loop is :class:`~robust.attacks.ddn.NormSearch`, shared
+with DDN.
 
 Shapes: ``x`` (N, C, H, W) in the model's bounds, ``y`` (N,) labels (targets when
 ``targeted``). Distances and radii are in input space, in the attack's norm.

@@ -1,6 +1,7 @@
 """Every installed framework against ours, attack by attack: strength, optimality, time and passes.
 
-For each zoo model and norm, one ``robust.compare(model, (x, y), ATTACKS[norm], frameworks="all")``
+For each zoo model and norm (``--norms l2,linf`` by default; ``l1`` and ``l0`` compare FMN),
+one ``robust.compare(model, (x, y), ATTACKS[norm], frameworks="all")``
 on the same MNIST test images runs each attack through every installed framework that offers
 it (robust, ART, Foolbox, AutoAttack, torchattacks, adv-lib, CleverHans), with the same
 mapped hyperparameters; every output is verified by our harness. Reported per run: robust
@@ -38,14 +39,17 @@ ATTACKS = {  # DeepFool runs in Linf only: torchattacks' (L2 only) loops over th
            "mi-fgsm", "apgd:steps=50"],
     "linf": ["deepfool:steps=50", "fmn:steps=100", "fgsm", "pgd:steps=20", "mi-fgsm", "apgd:steps=50",
              "apgd-t:steps=50"],
+    "l1": ["fmn:steps=100"],  # the one attack in L1 and L0 that the frameworks share
+    "l0": ["fmn:steps=100"],
 }
-EPS = {("cnn", "l2"): 1.5, ("cnn", "linf"): 0.1, ("cnn-at", "l2"): 2.0, ("cnn-at", "linf"): 0.3}
+EPS = {("cnn", "l2"): 1.5, ("cnn", "linf"): 0.1, ("cnn-at", "l2"): 2.0, ("cnn-at", "linf"): 0.3,
+       ("cnn", "l1"): 6.0, ("cnn-at", "l1"): 12.0, ("cnn", "l0"): 8.0, ("cnn-at", "l0"): 50.0}
 
 
 def run_one(model_name: str, norm: str, args: argparse.Namespace, device: torch.device, seed: int) -> dict[str, Any]:
     model = robust.load_model(model_name, device=str(device))
     data = load_dataset("mnist", n=args.n)
-    eps = EPS.get((model_name, norm), 0.3 if norm == "linf" else 1.5)
+    eps = EPS.get((model_name, norm), {"linf": 0.3, "l2": 1.5, "l1": 10.0, "l0": 12.0}[norm])
     attacks = selected(norm, args)
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

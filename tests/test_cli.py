@@ -151,3 +151,34 @@ def test_minimization_attacks_on_the_cli(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "result.json").read_text())
     assert [a["name"] for a in data["attacks"]] == ["deepfool", "cw", "boundary"]
     assert data["attacks"][1]["params"]["steps"] == 20 and data["attacks"][2]["params"]["max_queries"] == 300
+
+
+def test_l1_evaluation_runs_fmn_and_reports_l1(tmp_path: Path) -> None:
+    code, output = run("evaluate", "--model", "cnn", "--n", "20", "--norm", "l1", "--out", str(tmp_path))
+    assert code == 0, output
+    data = json.loads((tmp_path / "result.json").read_text())
+    assert data["norm"] == "l1" and data["eps"] == 10.0 and [a["name"] for a in data["attacks"]] == ["fmn"]
+    fmn = data["attacks"][0]
+    assert fmn["params"]["norm"] == "l1" and fmn["median_l1"] > fmn["median_l2"] > fmn["median_linf"] > 0
+    broken = [s for s in data["samples"] if s["l1"] is not None]
+    assert broken and all(s["l1"] >= s["l2"] and s["l0"] >= 1 for s in broken)
+    assert [c["status"] for c in data["checks"] if c["id"] == "norm"] == ["warn"]
+    assert "median L1" in (tmp_path / "report.html").read_text()
+
+
+def test_l0_needs_an_attack_that_has_it(tmp_path: Path) -> None:
+    code, output = run("evaluate", "--model", "cnn", "--n", "4", "--norm", "l0", "--attack", "pgd", "--out", str(tmp_path))
+    assert code == 2 and "norm must be one of linf, l2 for attack 'pgd'" in output, output
+
+
+def test_l0_comparison_with_the_peers(tmp_path: Path) -> None:
+    pytest.importorskip("foolbox")
+    code, output = run("compare", "--model", "cnn", "--n", "20", "--norm", "l0", "--attack", "fmn:steps=30",
+                       "--frameworks", "foolbox,adv-lib", "--out", str(tmp_path))
+    assert code == 0, output
+    data = json.loads((tmp_path / "result.json").read_text())
+    runs = {a["framework"]: a for a in data["attacks"]}
+    assert set(runs) >= {"robust", "foolbox"} and all(a["violations"] == 0 for a in runs.values())
+    assert runs["robust"]["median_l0"] == int(runs["robust"]["median_l0"]) and runs["robust"]["median_l0"] >= 1
+    scores = {(o["attack"], o["framework"]): o["optimality"] for o in data["comparison"]["optimality"]["runs"]}
+    assert 0 < scores[("fmn", "robust")] <= 1

@@ -135,7 +135,7 @@ def make_runner(framework: str, attack: str, params: dict[str, Any], *, norm: st
         framework: one of :data:`FRAMEWORKS`.
         attack: one of :data:`ATTACKS` (for "robust", any registered attack).
         params: our hyperparameter names and values (missing ones take our defaults).
-        norm: "linf" or "l2".
+        norm: "linf", "l2", "l1" or "l0" (the frameworks offer FMN in the last two).
         eps: budget in input space; required by the fixed-budget attacks (:data:`FIXED_EPS`) and by
             AutoAttack's and torchattacks' FAB; None runs another minimization attack unbounded.
         targeted: ``y`` holds target classes instead of labels.

@@ -106,7 +106,7 @@ def evaluate(
         attacks: attack names, specs (``"pgd:steps=10"``) or configured attack objects, run in this order.
         eps: perturbation budget in input space, in ``norm``; several values evaluate each
             (recorded in ``sweep``), and the largest is the headline.
-        norm: "linf" or "l2"; attacks created here by name use it.
+        norm: "linf", "l2", "l1" or "l0" (components changed); attacks created here by name use it.
         batch_size: samples per attack call, or ``"auto"``: on CUDA the whole chunk, halved
             (and the batch retried) on an out-of-memory error; 256 on the CPU.
         device: "auto"/None, "cpu" or "cuda"; moves a plain module (a Classifier keeps its own).
