@@ -168,13 +168,13 @@ def test_l1_evaluation_runs_fmn_and_reports_l1(tmp_path: Path) -> None:
 
 def test_l0_needs_an_attack_that_has_it(tmp_path: Path) -> None:
     code, output = run("evaluate", "--model", "cnn", "--n", "4", "--norm", "l0", "--attack", "pgd", "--out", str(tmp_path))
-    assert code == 2 and "norm must be one of linf, l2 for attack 'pgd'" in output, output
+    assert code == 2 and "attack 'pgd': norm must be one of linf, l2, got 'l0'" in output, output
 
 
 def test_l0_comparison_with_the_peers(tmp_path: Path) -> None:
     pytest.importorskip("foolbox")
     code, output = run("compare", "--model", "cnn", "--n", "20", "--norm", "l0", "--attack", "fmn:steps=30",
-                       "--frameworks", "foolbox,adv-lib", "--out", str(tmp_path))
+                       "--frameworks", "robust,foolbox,adv-lib", "--out", str(tmp_path))
     assert code == 0, output
     data = json.loads((tmp_path / "result.json").read_text())
     runs = {a["framework"]: a for a in data["attacks"]}
