@@ -74,6 +74,21 @@ def test_resume_refuses_a_state_of_another_run(tmp_path: Path, digits: Any) -> N
         robust.evaluate(model, (digits.x[:30], digits.y[:30]), ["fgsm"], eps=0.1, resume=True)
 
 
+def test_resume_refuses_a_state_of_another_version_and_resumes_l1(tmp_path: Path, digits: Any) -> None:
+    """Every finished batch keeps its sizes in all four norms; an L1 run resumed from its state
+    gives the same result, and a state from the older format (L2 and Linf only) is refused."""
+    state = tmp_path / "state.pt"
+    model, data = small_digits_model(), (digits.x[:40], digits.y[:40])
+    first = robust.evaluate(model, data, ["fmn:norm=l1,steps=20"], eps=2.0, norm="l1", checkpoint=state)
+    again = robust.evaluate(model, data, ["fmn:norm=l1,steps=20"], eps=2.0, norm="l1", checkpoint=state, resume=True)
+    assert again.samples == first.samples and again.attacks[0].median_l1 == first.attacks[0].median_l1
+    assert any(s["l1"] is not None for s in first.samples)
+    old = torch.load(state, weights_only=True)
+    torch.save({**old, "version": 1}, state)
+    with pytest.raises(robust.RobustError, match="another version of robust"):
+        robust.evaluate(model, data, ["fmn:norm=l1,steps=20"], eps=2.0, norm="l1", checkpoint=state, resume=True)
+
+
 def test_torchrun_two_ranks_write_the_single_process_result(uninterrupted: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -99,7 +99,10 @@ class RunState:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise RobustError(f"{self.path} is not a readable evaluation state: {exc}") from exc
-        if state.get("version") != STATE_VERSION or state.get("fingerprint") != self.fingerprint:
+        if state.get("version") != STATE_VERSION:
+            raise RobustError(f"{self.path} was written by another version of robust (state version "
+                              f"{state.get('version')}, this one reads {STATE_VERSION}); start over without --resume")
+        if state.get("fingerprint") != self.fingerprint:
             raise RobustError(f"{self.path} was written for another model, dataset or settings; "
                               "start over without --resume")
         self.done = state["done"]
