@@ -83,8 +83,8 @@ class FMN(NormSearch):
 
     name = "fmn"
     parameters = (
-        Param("norm", str, "linf", "the norm minimized: linf (clamp to eps), l2 (scale to eps), l1 or l0 "
-              "(eps largest components kept)", choices=ALL_NORMS),
+        Param("norm", str, "linf", "the norm minimized: linf (clamp to eps), l2 (scale to eps), l1 (soft-threshold "
+              "to eps) or l0 (keep the eps largest components)", choices=ALL_NORMS),
         Param("steps", int, 100, "gradient steps", low=1),
         Param("alpha_init", float, None, "first step size (L2, input space); none: 1.0, for l0 the length of the "
               "box's diagonal", low=0, open_low=True, nullable=True),
