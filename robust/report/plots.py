@@ -63,12 +63,17 @@ def robustness_curve(result: dict[str, Any]) -> str | None:
         ax.plot(levels, [entry["robust_accuracy"] for entry in sweep], marker="o", color="#111111",
                 label="worst case (measured)")
     ax.axvline(float(result["eps"]), color="#9a6700", linestyle="--", label=f"evaluated eps = {result['eps']:.4g}")
-    ax.set_xlabel(f"eps ({result['norm']}, input space)")
+    ax.set_xlabel(f"eps ({_unit(result['norm'])})")
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", frameon=False)
     return _svg(fig)
+
+
+def _unit(norm: str) -> str:
+    """What a distance in ``norm`` counts: input-space size, or changed components for L0."""
+    return "l0: input components changed" if norm == "l0" else f"{norm}, input space"
 
 
 def distance_histogram(result: dict[str, Any]) -> str | None:
@@ -80,7 +85,7 @@ def distance_histogram(result: dict[str, Any]) -> str | None:
     fig, ax = _figure()
     ax.hist(finite, bins=min(30, max(5, len(finite) // 4)), color="#0b5cad", alpha=0.85)
     ax.axvline(float(result["eps"]), color="#9a6700", linestyle="--")
-    ax.set_xlabel(f"smallest {result['norm']} perturbation found")
+    ax.set_xlabel(f"smallest perturbation found ({_unit(result['norm'])})")
     ax.set_ylabel("samples")
     ax.grid(alpha=0.3)
     return _svg(fig)
@@ -101,7 +106,7 @@ def optimality_curves(result: dict[str, Any]) -> str | None:
         ax.plot(points[:, 0], points[:, 1], linestyle="--", linewidth=1, marker=MARKERS[i % len(MARKERS)],
                 markevery=8, markersize=3, label=f"{run['attack']} / {run['framework']}{score}")
     ax.axvline(float(result["eps"]), color="#9a6700", linestyle=":", label=f"eps = {result['eps']:.4g}")
-    ax.set_xlabel(f"{result['norm']} distance (input space)")
+    ax.set_xlabel(f"distance ({_unit(result['norm'])})")
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
