@@ -162,7 +162,8 @@ class Attack(Configurable, abc.ABC):
         x_adv = clip(x_adv, model.bounds)
         success = judge(model, x_adv, y, targeted)
         size = sizes(x_adv - x)
-        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1], seconds)
+        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1],
+                            seconds)
 
     def _verify(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, finite: torch.Tensor,
@@ -176,8 +177,8 @@ class Attack(Configurable, abc.ABC):
         if eps is not None:
             valid &= lp_norms(x_adv - x, self.norm) <= eps * (1 + 1e-5) + 1e-7
         success = judge(model, x_adv, y, targeted) & valid
-        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1], seconds,
-                            violations=int((~valid).sum()))
+        return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1],
+                            seconds, violations=int((~valid).sum()))
 
     def _check_call(
         self, model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float | None

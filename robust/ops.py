@@ -74,7 +74,8 @@ def shrink(delta: torch.Tensor, radius: torch.Tensor, norm: str) -> torch.Tensor
     count = (radius + 1e-6).floor().clamp(0, flat.shape[1]).long()
     most = int(count.max()) if len(count) else 0
     top = flat.abs().topk(most, dim=1).indices
-    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, top, torch.arange(most, device=flat.device) < count.unsqueeze(1))
+    ranked = torch.arange(most, device=flat.device) < count.unsqueeze(1)  # (n, most): the first count of each row
+    keep = torch.zeros_like(flat, dtype=torch.bool).scatter_(1, top, ranked)
     return torch.where(keep, flat, torch.zeros_like(flat)).view_as(delta)
 
 

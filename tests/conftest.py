@@ -112,9 +112,9 @@ class LinearOracle:
         count = (reached < gap[..., None]).sum(dim=2, keepdim=True)             # coordinates moved fully
         if norm == "l0":
             return (count.squeeze(2) + 1).float()
-        before = (reached - rate * room).gather(2, count.clamp(max=diff.shape[2] - 1))
-        partial = (gap[..., None] - before) / rate.gather(2, count.clamp(max=diff.shape[2] - 1))
-        return (torch.cumsum(room, dim=2) - room).gather(2, count.clamp(max=diff.shape[2] - 1)).squeeze(2) + partial.squeeze(2)
+        last = count.clamp(max=diff.shape[2] - 1)                               # the coordinate moved partly
+        partial = (gap[..., None] - (reached - rate * room).gather(2, last)) / rate.gather(2, last)
+        return ((room.cumsum(dim=2) - room).gather(2, last) + partial).squeeze(2)
 
     def ratios(self, res: AttackResult, norm: str = "l2") -> torch.Tensor:
         """Per-sample found / minimal distance of an attack's result on this model, after checking

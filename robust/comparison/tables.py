@@ -158,7 +158,8 @@ ROWS["foolbox"].update({
     "ddn": [("steps", "steps", _E, peer_tables.DDN_LOSS.format("Foolbox")), ("gamma", "gamma", _E, ""), ("init_norm", "init_epsilon", _E, ""),
             _FB_FREE, _FB_TARGET],
     "fmn": [
-        ("steps", "steps", _E, peer_tables.FMN_RADIUS.format("Foolbox")), ("alpha_init", "max_stepsize", _A, peer_tables.FMN_STEP.format("Foolbox")),
+        ("steps", "steps", _E, peer_tables.FMN_RADIUS.format("Foolbox")),
+        ("alpha_init", "max_stepsize", _A, peer_tables.FMN_STEP.format("Foolbox")),
         ("alpha_final", "min_stepsize", _E, "None -> alpha_init / 100 in both"),
         ("gamma_init", "gamma", _A, "Linf as ours; L2: Foolbox 3.3.4's L2 projection keeps the perturbation as it is "
          "(its factor is norms / norms), so the radius never binds"),
