@@ -14,7 +14,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar, final
+from typing import Any, ClassVar, cast, final
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from torch import nn
 from robust.errors import RobustError
 from robust.model import Classifier, as_classifier
 from robust.ops import clip, confirm, flat_norms, is_adversarial, judge, largest, lp_norms, per_sample, project, sizes
-from robust.params import NORMS, Configurable
+from robust.params import ALL_NORMS, NORMS, Configurable, Norm
 
 __all__ = ["Attack", "AttackResult", "clip", "confirm", "flat_norms", "is_adversarial", "judge", "lp_norms",
            "num_classes", "per_sample", "project"]
@@ -66,8 +66,8 @@ class AttackResult:
 
     def distance(self, norm: str) -> torch.Tensor:
         """Per-sample perturbation size in ``norm`` ("linf", "l2", "l1" or "l0")."""
-        if norm not in ("linf", "l2", "l1", "l0"):
-            raise ValueError(f"unknown norm {norm!r}")
+        if norm not in ALL_NORMS:
+            raise RobustError(f"norm must be one of {', '.join(ALL_NORMS)}, got {norm!r}")
         return getattr(self, norm)  # type: ignore[no-any-return]
 
 
@@ -175,7 +175,7 @@ class Attack(Configurable, abc.ABC):
         size = sizes(x_adv - x)
         valid = finite & ((x_adv >= lo - 1e-6) & (x_adv <= hi + 1e-6)).flatten(1).all(dim=1)
         if eps is not None:
-            valid &= lp_norms(x_adv - x, self.norm) <= eps * (1 + 1e-5) + 1e-7
+            valid &= size[cast(Norm, self.norm)] <= eps * (1 + 1e-5) + 1e-7
         success = judge(model, x_adv, y, targeted) & valid
         return AttackResult(x_adv, success, size["l2"], size["linf"], size["l1"], size["l0"], passes[0], passes[1],
                             seconds, violations=int((~valid).sum()))

@@ -46,7 +46,7 @@ def sizes(delta: torch.Tensor) -> dict[Norm, torch.Tensor]:
 def largest(norm: str, span: float, numel: int) -> float:
     """The size in ``norm`` of a perturbation across the whole box: ``span`` (hi - lo) on each of
     ``numel`` components. A ball of this radius holds every input."""
-    return {"linf": span, "l2": span * numel ** 0.5, "l1": span * numel}.get(norm, float(numel))
+    return {"linf": span, "l2": span * numel ** 0.5, "l1": span * numel, "l0": float(numel)}[norm]
 
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:

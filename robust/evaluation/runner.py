@@ -192,7 +192,7 @@ def _attack_chunk(model: Classifier, attack: Attack, x: torch.Tensor, y: torch.T
                   eps: float, norm: str, seed: int, keep: int) -> BatchOutcome:
     res: AttackResult = attack(model, x[part], y[part], eps=eps if attack.needs_eps or attack.takes_eps else None, seed=seed)
     hit = res.success.cpu()
-    found = torch.where(hit.unsqueeze(1), torch.stack([res.distance(n).cpu() for n in ALL_NORMS], dim=1), float("nan"))
+    found = torch.where(hit.unsqueeze(1), torch.stack([res.distance(n) for n in ALL_NORMS], dim=1).cpu(), float("nan"))
     inside = (hit & (res.distance(norm).cpu() <= eps * (1 + 1e-5) + 1e-7)).nonzero().flatten()
     kept = {int(part[pos]): res.x_adv[pos].detach().cpu().clone() for pos in inside[:keep].tolist()}
     return BatchOutcome(part.cpu().clone(), found, kept, res.seconds, res.forward_passes, res.backward_passes,
